@@ -1,0 +1,46 @@
+"""Who a segment reaches: one SQL select of target ids per segment kind (SPEC §1).
+
+Used to compute segment sizes and to freeze a campaign's audience, so both agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from campaign_cli.channels import CHANNEL_FILTER, CHANNELS, MEMBERS
+from campaign_cli.filters import compile_filter
+from campaign_cli.store.models import Segment, SegmentTarget
+from campaign_cli.users import USER_FILTER, USERS
+
+SEGMENTS = Segment.__table__
+SEGMENT_TARGETS = SegmentTarget.__table__
+
+
+def is_manual(segment: Any) -> bool:
+    """A segment with no filter, not all_users and not all_sender_channels: its targets were added by hand."""
+    return segment.filter is None and not segment.all_users and not segment.all_sender_channels
+
+
+def segment_targets_select(segment: Any, sender_id: str | None = None) -> Select:
+    """A select of one column, `target_id`: the user ids or channel cids `segment` reaches now.
+
+    Manual targets are returned as stored, whether or not the user or channel exists yet;
+    the sender skips unknown ones. `all_sender_channels` needs the campaign's sender.
+    """
+    if is_manual(segment):
+        return select(SEGMENT_TARGETS.c.target_id.label("target_id")).where(
+            SEGMENT_TARGETS.c.segment_pk == segment.pk
+        )
+    if segment.type == "user":
+        where = compile_filter(segment.filter, USER_FILTER, f"segment {segment.id}: filter")
+        return select(USERS.c.id.label("target_id")).where(where)
+    if segment.all_sender_channels:
+        return (
+            select(CHANNELS.c.cid.label("target_id"))
+            .join(MEMBERS, MEMBERS.c.channel_pk == CHANNELS.c.pk)
+            .where(MEMBERS.c.user_id == sender_id)
+        )
+    where = compile_filter(segment.filter or {}, CHANNEL_FILTER, f"segment {segment.id}: filter")
+    return select(CHANNELS.c.cid.label("target_id")).where(where)

@@ -1,0 +1,208 @@
+"""The channel directory: import channels with their members, list with filters, get by cid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select
+
+from campaign_cli.errors import InvalidInput, NotFound
+from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter, member_exists
+from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.records import RecordSource
+from campaign_cli.store.bulk import chunked, upsert
+from campaign_cli.store.engine import reading, writing
+from campaign_cli.store.models import Channel, ChannelMember, User
+from campaign_cli.timeutil import now, parse_time, to_json
+from campaign_cli.users import check_id
+
+CHANNELS = Channel.__table__
+MEMBERS = ChannelMember.__table__
+USERS = User.__table__
+IMPORT_BATCH = 2000
+STANDARD_FIELDS = ("cid", "type", "id", "team", "created_by_id", "members", "member_count",
+                   "created_at", "updated_at", "last_message_at")
+USER_ONLY_FIELDS = frozenset({"name", "role", "teams", "language", "last_active", "banned", "devices"})
+
+CHANNEL_FILTER = FilterSchema(
+    name="channels",
+    fields={
+        "cid": FieldSpec(CHANNELS.c.cid, "string", nullable=False),
+        "type": FieldSpec(CHANNELS.c.type, "string", nullable=False),
+        "id": FieldSpec(CHANNELS.c.id, "string", nullable=False),
+        "team": FieldSpec(CHANNELS.c.team, "string"),
+        "created_by_id": FieldSpec(CHANNELS.c.created_by_id, "string"),
+        "member_count": FieldSpec(CHANNELS.c.member_count, "number", nullable=False),
+        "created_at": FieldSpec(CHANNELS.c.created_at, "time", nullable=False),
+        "updated_at": FieldSpec(CHANNELS.c.updated_at, "time", nullable=False),
+        "last_message_at": FieldSpec(CHANNELS.c.last_message_at, "time"),
+        "members": FieldSpec(None, "members"),
+    },
+    custom_column=CHANNELS.c.custom,
+    foreign_fields=USER_ONLY_FIELDS,
+    member_match=member_exists(MEMBERS, CHANNELS.c.pk),
+)
+
+
+@dataclass
+class ChannelImportResult:
+    """What a channel import did."""
+
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    members: int = 0
+
+
+def split_cid(cid: str, where: str = "cid") -> tuple[str, str]:
+    """`type:id` → (type, id)."""
+    kind, sep, channel_id = cid.partition(":")
+    if not sep or not kind or not channel_id:
+        raise InvalidInput(f"{where}: channel cid must be 'type:id', got {cid!r}")
+    return kind, channel_id
+
+
+def _members(record: dict, where: str) -> list[dict]:
+    raw = record.get("members") or []
+    if not isinstance(raw, list):
+        raise InvalidInput(f"{where}: 'members' must be a list of user ids or {{user_id, channel_role}}")
+    members: dict[str, dict] = {}
+    for item in raw:
+        if isinstance(item, str):
+            item = {"user_id": item}
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{where}: each member must be a user id or an object with 'user_id'")
+        user_id = check_id(item.get("user_id"), where, "members.user_id")
+        read = item.get("last_read_at")
+        members[user_id] = {
+            "user_id": user_id,
+            "channel_role": item.get("channel_role") or "channel_member",
+            "hidden": bool(item.get("hidden", False)),
+            "archived": bool(item.get("archived", False)),
+            "last_read_at": parse_time(read, f"{where}: 'last_read_at'") if read is not None else None,
+        }
+    return list(members.values())
+
+
+def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any], list[dict]]:
+    """Validate one channel record: the `channels` row and its members."""
+    if not isinstance(record, dict):
+        raise InvalidInput(f"{where}: a channel record must be an object, got {type(record).__name__}")
+    if record.get("cid") and not record.get("id"):
+        record = {**record, **dict(zip(("type", "id"), split_cid(record["cid"], where)))}
+    kind = check_id(record.get("type"), where, "type")
+    channel_id = check_id(record.get("id"), where, "id")
+    members = _members(record, where)
+    for key in ("team", "created_by_id"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise InvalidInput(f"{where}: '{key}' must be a string")
+    created = record.get("created_at")
+    last = record.get("last_message_at")
+    row = {
+        "cid": f"{kind}:{channel_id}", "type": kind, "id": channel_id,
+        "team": record.get("team"), "created_by_id": record.get("created_by_id"),
+        "member_count": len(members),
+        "created_at": parse_time(created, f"{where}: 'created_at'") if created else stamp,
+        "updated_at": stamp,
+        "last_message_at": parse_time(last, f"{where}: 'last_message_at'") if last else None,
+        "custom": {k: v for k, v in record.items() if k not in STANDARD_FIELDS},
+    }
+    return row, members
+
+
+def import_channels(
+    engine: Engine, sources: list[RecordSource], on_progress: Callable[[int], None] | None = None
+) -> ChannelImportResult:
+    """Upsert channels and replace their member lists, in one transaction."""
+    result = ChannelImportResult()
+    stamp = now()
+    base = 0
+    with writing(engine) as conn:
+        for source in sources:
+            parsed = ((f"{source.name}:{line}", rec) for line, rec in source.records())
+            for batch in chunked(parsed, IMPORT_BATCH):
+                _write_batch(conn, [(where, *channel_row(rec, where, stamp)) for where, rec in batch], result)
+                if on_progress:
+                    on_progress(base + source.bytes_read)
+            base += source.size
+    return result
+
+
+def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], result: ChannelImportResult) -> None:
+    _check_members_exist(conn, batch)
+    cids = [row["cid"] for _, row, _ in batch]
+    existing = set(conn.scalars(select(CHANNELS.c.cid).where(CHANNELS.c.cid.in_(cids))))
+    latest = {row["cid"]: (row, members) for _, row, members in batch}
+    result.records += len(batch)
+    result.updated += len(existing)
+    result.inserted += len(latest) - len(existing)
+    upsert(conn, CHANNELS, [row for row, _ in latest.values()], keys=["cid"])
+    pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(CHANNELS.c.cid.in_(list(latest)))).all())
+    conn.execute(delete(MEMBERS).where(MEMBERS.c.channel_pk.in_(list(pks.values()))))
+    member_rows = [
+        {**m, "channel_pk": pks[cid], "created_at": row["created_at"]}
+        for cid, (row, members) in latest.items() for m in members
+    ]
+    if member_rows:
+        conn.execute(MEMBERS.insert(), member_rows)
+    result.members += len(member_rows)
+
+
+def _check_members_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]]]) -> None:
+    wanted = {m["user_id"] for _, _, members in batch for m in members}
+    wanted |= {row["created_by_id"] for _, row, _ in batch if row["created_by_id"]}
+    known = set()
+    for chunk in chunked(wanted, 10_000):
+        known.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk))))
+    for where, row, members in batch:
+        for user_id in [m["user_id"] for m in members] + [row["created_by_id"]]:
+            if user_id and user_id not in known:
+                raise InvalidInput(f"{where}: member {user_id!r} of {row['cid']} is not a known user")
+
+
+def member_json(row: Any) -> dict[str, Any]:
+    """A membership as SPEC §1 JSON."""
+    return {
+        "user_id": row.user_id, "channel_role": row.channel_role, "hidden": row.hidden,
+        "archived": row.archived, "created_at": to_json(row.created_at), "last_read_at": to_json(row.last_read_at),
+    }
+
+
+def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
+    """A channel as SPEC §1 JSON, with its members when given."""
+    data = {
+        "cid": row.cid, "type": row.type, "id": row.id, "team": row.team, "created_by_id": row.created_by_id,
+        "member_count": row.member_count, "created_at": to_json(row.created_at),
+        "updated_at": to_json(row.updated_at), "last_message_at": to_json(row.last_message_at),
+    }
+    for key, value in (row.custom or {}).items():
+        data.setdefault(key, value)
+    if members is not None:
+        data["members"] = [member_json(m) for m in members]
+    return data
+
+
+def list_channels(engine: Engine, filter_: dict | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """One page of channels matching `filter_`, in creation order."""
+    check_limit(limit, 1000)
+    query = select(CHANNELS).where(compile_filter(filter_, CHANNEL_FILTER, "--filter")).order_by(CHANNELS.c.pk)
+    if cursor:
+        query = query.where(CHANNELS.c.pk > decode_cursor(cursor, "channels")[0])
+    with reading(engine) as conn:
+        rows = conn.execute(query.limit(limit + 1)).all()
+    page = rows[:limit]
+    nxt = encode_cursor("channels", [page[-1].pk]) if len(rows) > limit else None
+    return [channel_json(r) for r in page], nxt
+
+
+def get_channel(engine: Engine, cid: str) -> dict[str, Any]:
+    """One channel with its members; exit 4 when there is none."""
+    with reading(engine) as conn:
+        row = conn.execute(select(CHANNELS).where(CHANNELS.c.cid == cid)).first()
+        if row is None:
+            raise NotFound(f"channel {cid!r} not found")
+        members = conn.execute(select(MEMBERS).where(MEMBERS.c.channel_pk == row.pk).order_by(MEMBERS.c.user_id)).all()
+    return channel_json(row, members)

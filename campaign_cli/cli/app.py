@@ -1,0 +1,94 @@
+"""The `campaign` program: global options, command groups, and the one error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from campaign_cli import __version__
+from campaign_cli.cli import channels, users
+from campaign_cli.cli.context import AppContext
+from campaign_cli.errors import CampaignError, Interrupted
+from campaign_cli.settings import resolve
+from campaign_cli.store.engine import translate_db_errors
+
+
+class CampaignGroup(TyperGroup):
+    """The root group: turns every CampaignError into one line on stderr and its exit code (SPEC §6)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with translate_db_errors():
+                return super().invoke(ctx)
+        except CampaignError as exc:
+            _report(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _report(Interrupted("interrupted"))
+            ctx.exit(Interrupted.exit_code)
+        finally:
+            if isinstance(ctx.obj, AppContext):
+                ctx.obj.close()
+
+
+def _report(exc: CampaignError) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"error: {line}", err=True)
+
+
+app = typer.Typer(
+    cls=CampaignGroup,
+    name="campaign",
+    help="Send personalised announcements to chat users, exactly once per person.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(users.app, name="users", help="Import, list, get and delete users.")
+app.add_typer(channels.app, name="channels", help="Import, list and get channels with their members.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        click.echo(f"campaign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option("--db", help="Database: a path or an SQLAlchemy URL [env CAMPAIGN_DB; default campaign.db].")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="Config YAML [env CAMPAIGN_CONFIG].")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """campaign: segments, campaigns and an exactly-once sender loop for chat applications."""
+    try:
+        ctx.obj = AppContext(resolve(db=db, config=config))
+    except CampaignError as exc:
+        _report(exc)
+        ctx.exit(exc.exit_code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `campaign` console script."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="campaign", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        if os.environ.get("CAMPAIGN_DEBUG"):
+            raise
+        click.echo(f"error: unexpected failure: {type(exc).__name__}: {exc}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

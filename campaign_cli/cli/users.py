@@ -1,0 +1,83 @@
+"""`campaign users …`: import, list, get, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from campaign_cli import users as service
+from campaign_cli.cli.context import engine_of
+from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json, print_page, say
+from campaign_cli.errors import InvalidInput
+from campaign_cli.filters import parse_filter_text
+from campaign_cli.records import FORMATS, RecordSource
+
+app = typer.Typer(no_args_is_help=True)
+
+FormatOption = Annotated[str | None, typer.Option("--format", help="jsonl, json or csv (default: from the extension).")]
+
+
+def sources_of(files: list[str], fmt: str | None) -> list[RecordSource]:
+    """Record sources for the files given on the command line."""
+    if fmt is not None and fmt not in FORMATS:
+        raise InvalidInput(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return [RecordSource(name, fmt) for name in files]
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(help="JSONL, JSON array or CSV files; - reads stdin.")],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upsert users from files, all-or-nothing."""
+    sources = sources_of(files, fmt)
+    engine = engine_of(ctx)
+    with byte_progress("importing users", sum(s.size for s in sources)) as update:
+        result = service.import_users(engine, sources, on_progress=update)
+    report_import(result.__dict__, "users", as_json)
+
+
+def report_import(result: dict, noun: str, as_json: bool) -> None:
+    """The summary of an import: a JSON object, or a line on stderr."""
+    if as_json:
+        emit_json(result)
+        return
+    line = f"imported {result['records']} {noun}: {result['inserted']} inserted, {result['updated']} updated"
+    if result.get("duplicates"):
+        line += f"; {result['duplicates']} duplicate ids in the input (the last record of each won)"
+    say(line)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    filter_: FilterOption = None,
+    limit: LimitOption = 100,
+    next_: NextOption = None,
+    count: Annotated[bool, typer.Option("--count", help="Print only how many users match.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List users matching a filter."""
+    filter_obj = parse_filter_text(filter_)
+    if count:
+        total = service.count_users(engine_of(ctx), filter_obj)
+        emit_json({"count": total}) if as_json else print(total)
+        return
+    items, nxt = service.list_users(engine_of(ctx), filter_obj, limit, next_)
+    print_page(items, nxt, "users", as_json, ["id", "name", "role", "teams", "language", "banned", "created_at"])
+
+
+@app.command("get")
+def get(ctx: typer.Context, user_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
+    """Show one user."""
+    emit_json(service.get_user(engine_of(ctx), user_id))
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, user_ids: Annotated[list[str], typer.Argument(metavar="ID...")], as_json: JsonOption = False) -> None:
+    """Delete users (and their channel memberships)."""
+    deleted = service.delete_users(engine_of(ctx), user_ids)
+    emit_json({"deleted": deleted}) if as_json else say(f"deleted {deleted} users")

@@ -1,0 +1,45 @@
+"""The error hierarchy: every user-facing failure is a CampaignError carrying its exit code (SPEC §6)."""
+
+
+class CampaignError(Exception):
+    """A failure the CLI reports as one line on stderr, exiting with `exit_code`."""
+
+    exit_code = 1
+
+
+class UsageError(CampaignError):
+    """Bad flags or arguments."""
+
+    exit_code = 2
+
+
+class InvalidInput(CampaignError):
+    """A definition, template, filter or input file is not acceptable."""
+
+    exit_code = 3
+
+
+class NotFound(CampaignError):
+    """A user, channel, segment, campaign or target does not exist."""
+
+    exit_code = 4
+
+
+class Conflict(CampaignError):
+    """The request clashes with the current state: illegal transition, duplicate id, quota."""
+
+    exit_code = 5
+
+
+class Interrupted(CampaignError):
+    """Ctrl-C: the batch in hand was finished and saved."""
+
+    exit_code = 130
+
+
+class InvalidInputs(InvalidInput):
+    """Several problems found at once (e.g. `validate`); each is listed on its own line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))

@@ -1,0 +1,320 @@
+"""Query filters (SPEC §6): filter JSON → one SQLAlchemy boolean expression.
+
+Semantics, shared by every object type (and mirrored by the plain-Python oracle in the tests):
+- a bare value means `$eq`; several keys in one object are ANDed;
+- comparisons are type-strict: a number never equals a string, a bool is not a number;
+- `$gt/$gte/$lt/$lte` take a number or a string (a time on time fields) and match only
+  values of the same type; strings compare by code point;
+- a missing (or null) field matches `$ne`, `$nin` and `$exists: false`, and nothing else;
+- `$in`/`$nin` take a list of scalars; `$contains` matches an array field holding the value;
+  `$autocomplete` is a case-sensitive prefix match on a string;
+- `$and`, `$or`, `$nor` take a non-empty list of filters.
+Every leaf expression is two-valued (never SQL NULL) so that NOT and NOR behave as in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import Boolean, String
+
+from campaign_cli.errors import InvalidInput
+from campaign_cli.timeutil import parse_time
+
+SCALAR_OPS = {"$eq", "$ne", "$in", "$nin", "$exists"}
+ORDER_OPS = {"$gt", "$gte", "$lt", "$lte"}
+ALL_OPS = SCALAR_OPS | ORDER_OPS | {"$contains", "$autocomplete"}
+LOGICAL_OPS = {"$and", "$or", "$nor"}
+
+OPS_BY_KIND: dict[str, set[str]] = {
+    "string": SCALAR_OPS | ORDER_OPS | {"$autocomplete"},
+    "number": SCALAR_OPS | ORDER_OPS,
+    "bool": SCALAR_OPS,
+    "time": SCALAR_OPS | ORDER_OPS,
+    "list": {"$contains", "$in", "$nin", "$exists"},
+    "members": {"$eq", "$in", "$nin", "$contains"},
+    "custom": ALL_OPS,
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A standard field: how to reach it in SQL, its kind, and (optionally) a narrower operator set."""
+
+    column: Any
+    kind: str
+    ops: frozenset[str] | None = None
+    nullable: bool = True
+
+    def allowed(self) -> set[str]:
+        return set(self.ops) if self.ops is not None else OPS_BY_KIND[self.kind]
+
+
+@dataclass(frozen=True)
+class FilterSchema:
+    """The fields a filter may use for one object type."""
+
+    name: str
+    fields: dict[str, FieldSpec]
+    custom_column: Any = None
+    foreign_fields: frozenset[str] = frozenset()
+    member_match: Callable[[ColumnElement], ColumnElement] | None = field(default=None)
+
+
+def parse_filter_text(text: str | None, what: str = "--filter") -> dict | None:
+    """Parse a filter given on the command line; not-JSON or not-an-object is exit 3."""
+    if text is None or text == "":
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what}: a filter must be a JSON object")
+    return value
+
+
+def compile_filter(filter_: dict | None, schema: FilterSchema, what: str = "filter") -> ColumnElement[bool]:
+    """Compile a filter object into one SQL boolean expression over `schema`'s table."""
+    if filter_ is None:
+        return true()
+    if not isinstance(filter_, dict):
+        raise InvalidInput(f"{what}: a filter must be a JSON object")
+    return _Compiler(schema, what).node(filter_)
+
+
+class _Compiler:
+    def __init__(self, schema: FilterSchema, what: str):
+        self.schema = schema
+        self.what = what
+
+    def fail(self, message: str) -> InvalidInput:
+        return InvalidInput(f"{self.what}: {message}")
+
+    def node(self, filter_: dict) -> ColumnElement[bool]:
+        parts = [self.logical(key, value) if key.startswith("$") else self.field(key, value)
+                 for key, value in filter_.items()]
+        if not parts:
+            return true()
+        return parts[0] if len(parts) == 1 else and_(*parts)
+
+    def logical(self, op: str, value: Any) -> ColumnElement[bool]:
+        if op not in LOGICAL_OPS:
+            raise self.fail(f"unknown operator {op!r} at the top level (use $and, $or, $nor or a field name)")
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            raise self.fail(f"{op} takes a non-empty list of filter objects")
+        parts = [self.node(v) for v in value]
+        if op == "$and":
+            return and_(*parts)
+        if op == "$or":
+            return or_(*parts)
+        return not_(or_(*parts))
+
+    def field(self, name: str, condition: Any) -> ColumnElement[bool]:
+        spec = self.schema.fields.get(name)
+        if spec is None:
+            if name in self.schema.foreign_fields or self.schema.custom_column is None:
+                raise self.fail(f"field {name!r} does not exist for {self.schema.name}")
+            if '"' in name or not name:
+                raise self.fail(f"field {name!r}: a field name cannot be empty or contain a double quote")
+            spec = FieldSpec(column=None, kind="custom")
+        if isinstance(condition, dict) and any(k.startswith("$") for k in condition):
+            if not all(k.startswith("$") for k in condition):
+                raise self.fail(f"field {name!r}: cannot mix operators and plain keys")
+            parts = [self.operator(name, spec, op, value) for op, value in condition.items()]
+            return parts[0] if len(parts) == 1 else and_(*parts)
+        return self.operator(name, spec, "$eq", condition)
+
+    def operator(self, name: str, spec: FieldSpec, op: str, value: Any) -> ColumnElement[bool]:
+        if op not in ALL_OPS:
+            raise self.fail(f"field {name!r}: unknown operator {op!r}")
+        if op not in spec.allowed():
+            raise self.fail(f"field {name!r}: operator {op} is not allowed on a {spec.kind} field")
+        value = self.check_value(name, spec, op, value)
+        if spec.kind == "custom":
+            return _custom(self.schema.custom_column, name, op, value)
+        if spec.kind == "members":
+            return _members(self.schema.member_match, op, value)
+        if spec.kind == "list":
+            return _list(spec.column, op, value)
+        return _column(spec.column, op, value, spec.nullable)
+
+    def check_value(self, name: str, spec: FieldSpec, op: str, value: Any) -> Any:
+        bad = self.fail
+        if op == "$exists":
+            if not isinstance(value, bool):
+                raise bad(f"field {name!r}: $exists takes true or false")
+            return value
+        if op in ("$in", "$nin"):
+            if not isinstance(value, list):
+                raise bad(f"field {name!r}: {op} takes a list, got {json.dumps(value)}")
+            return [self.scalar(name, spec, op, v) for v in value]
+        if op == "$autocomplete":
+            if not isinstance(value, str):
+                raise bad(f"field {name!r}: $autocomplete takes a string")
+            return value
+        scalar = self.scalar(name, spec, op, value)
+        if op in ORDER_OPS and isinstance(scalar, bool):
+            raise bad(f"field {name!r}: {op} takes a number or a string")
+        return scalar
+
+    def scalar(self, name: str, spec: FieldSpec, op: str, value: Any) -> Any:
+        if value is None or isinstance(value, (dict, list)):
+            raise self.fail(f"field {name!r}: {op} takes a scalar (string, number or bool), got {json.dumps(value)}")
+        expected = {"string": str, "time": str, "members": str, "list": str}.get(spec.kind)
+        if spec.kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise self.fail(f"field {name!r}: {op} takes a number")
+        if spec.kind == "bool" and not isinstance(value, bool):
+            raise self.fail(f"field {name!r}: {op} takes true or false")
+        if expected is not None and not isinstance(value, expected):
+            raise self.fail(f"field {name!r}: {op} takes a string")
+        if spec.kind == "time":
+            return parse_time(value, f"{self.what}: field {name!r}")
+        return value
+
+
+def _column(col: Any, op: str, value: Any, nullable: bool) -> ColumnElement[bool]:
+    present = col.is_not(None) if nullable else true()
+    if op == "$exists":
+        return present if value else not_(present)
+    if op == "$ne":
+        return not_(_column(col, "$eq", value, nullable))
+    if op == "$nin":
+        return not_(_column(col, "$in", value, nullable))
+    if op == "$autocomplete":
+        return and_(present, func.substr(col, 1, len(value)) == value)
+    compare = {"$eq": col.__eq__, "$gt": col.__gt__, "$gte": col.__ge__, "$lt": col.__lt__,
+               "$lte": col.__le__, "$in": col.in_}[op]
+    return and_(present, compare(value))
+
+
+def _custom(doc: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "$exists":
+        present = json_kind(doc, key) != "missing"
+        return present if value else not_(present)
+    if op == "$ne":
+        return not_(_custom(doc, key, "$eq", value))
+    if op == "$nin":
+        return not_(_custom(doc, key, "$in", value))
+    if op == "$contains":
+        return json_array_contains(doc, key, value)
+    if op == "$autocomplete":
+        text = doc[key].as_string()
+        return and_(json_kind(doc, key) == "string", func.substr(text, 1, len(value)) == value)
+    if op == "$in":
+        parts = [_custom(doc, key, "$eq", v) for v in value]
+        return or_(*parts) if parts else false()
+    kind = _kind_of(value)
+    extracted = {"number": doc[key].as_float, "string": doc[key].as_string, "bool": doc[key].as_boolean}[kind]()
+    compare = {"$eq": extracted.__eq__, "$gt": extracted.__gt__, "$gte": extracted.__ge__,
+               "$lt": extracted.__lt__, "$lte": extracted.__le__}[op]
+    return and_(json_kind(doc, key) == kind, compare(value))
+
+
+def _list(col: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "$exists":
+        present = func.coalesce(func.json_array_length(col), 0) > 0
+        return present if value else not_(present)
+    if op == "$contains":
+        return json_array_contains(col, None, value)
+    if op == "$nin":
+        return not_(_list(col, "$in", value))
+    parts = [json_array_contains(col, None, v) for v in value]
+    return or_(*parts) if parts else false()
+
+
+def _members(match: Callable[[Any], ColumnElement] | None, op: str, value: Any) -> ColumnElement[bool]:
+    assert match is not None
+    if op == "$nin":
+        return not_(_members(match, "$in", value))
+    ids = value if isinstance(value, list) else [value]
+    return match(ids) if ids else false()
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, datetime):
+        return "time"
+    return "string"
+
+
+class json_kind(FunctionElement):
+    """The JSON type of `doc[key]` as one of number, string, bool, array, object, null, missing."""
+
+    inherit_cache = True
+    type = String()
+
+    def __init__(self, doc: Any, key: str):
+        self.key = key
+        super().__init__(doc, literal(_json_path(key)))
+
+
+@compiles(json_kind, "sqlite")
+def _json_kind_sqlite(element: json_kind, compiler: Any, **kw: Any) -> str:
+    args = compiler.process(element.clauses, **kw)
+    return (f"CASE COALESCE(json_type({args}), 'missing') WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+            f"WHEN 'text' THEN 'string' WHEN 'true' THEN 'bool' WHEN 'false' THEN 'bool' "
+            f"ELSE COALESCE(json_type({args}), 'missing') END")
+
+
+@compiles(json_kind, "postgresql")
+def _json_kind_postgresql(element: json_kind, compiler: Any, **kw: Any) -> str:
+    doc = compiler.process(list(element.clauses)[0], **kw)
+    key = compiler.process(literal(element.key), **kw)
+    return (f"CASE COALESCE(json_typeof({doc} -> {key}), 'missing') WHEN 'boolean' THEN 'bool' "
+            f"ELSE COALESCE(json_typeof({doc} -> {key}), 'missing') END")
+
+
+class json_array_contains(FunctionElement):
+    """True when the JSON array at `doc[key]` (or `doc` itself when key is None) holds `value`."""
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, doc: Any, key: str | None, value: Any):
+        self.key = key
+        self.kind = _kind_of(value)
+        path = _json_path(key) if key is not None else "$"
+        super().__init__(doc, literal(path), literal(value))
+
+
+_SQLITE_TYPES = {"number": "('integer', 'real')", "string": "('text')", "bool": "('true', 'false')"}
+
+
+@compiles(json_array_contains, "sqlite")
+def _contains_sqlite(element: json_array_contains, compiler: Any, **kw: Any) -> str:
+    doc, path, value = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(json_type({doc}, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each({doc}, {path}) AS je "
+            f"WHERE je.type IN {_SQLITE_TYPES[element.kind]} AND je.value = {value}))")
+
+
+@compiles(json_array_contains, "postgresql")
+def _contains_postgresql(element: json_array_contains, compiler: Any, **kw: Any) -> str:
+    doc, _path, value = (compiler.process(c, **kw) for c in element.clauses)
+    target = f"({doc} -> {compiler.process(literal(element.key), **kw)})" if element.key is not None else doc
+    return (f"(json_typeof({target}) = 'array' AND {target}::jsonb @> jsonb_build_array({value}))")
+
+
+def _json_path(key: str) -> str:
+    return '$."' + key.replace('"', '\\"') + '"'
+
+
+def member_exists(member_table: Any, channel_key: Any) -> Callable[[list[str]], ColumnElement[bool]]:
+    """Build the `members` matcher for channel filters: the channel has any of the given users."""
+
+    def match(ids: list[str]) -> ColumnElement[bool]:
+        return exists(
+            select(literal(1)).where(member_table.c.channel_pk == channel_key, member_table.c.user_id.in_(ids))
+        )
+
+    return match

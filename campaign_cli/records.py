@@ -1,0 +1,209 @@
+"""Streaming readers for JSONL, JSON-array and CSV record files (`-` is stdin).
+
+Each reader yields `(line, record)` pairs and never holds more than one chunk of the file,
+so memory does not grow with the file. Bad JSON, bad UTF-8 and a CSV without an `id`
+column are exit 3 naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from campaign_cli.errors import InvalidInput
+
+FORMATS = ("jsonl", "json", "csv")
+CHUNK = 1 << 20
+MAX_RECORD = 16 << 20
+
+
+class RecordSource:
+    """One input file; `bytes_read` and `size` feed a progress bar."""
+
+    def __init__(self, name: str, fmt: str | None = None):
+        self.name = name
+        self.fmt = fmt or _format_from_name(name)
+        self.size = 0 if name == "-" else _size(name)
+        self._raw: Any = None
+
+    @property
+    def bytes_read(self) -> int:
+        try:
+            return self._raw.tell() if self._raw is not None else 0
+        except (OSError, ValueError):
+            return 0
+
+    def records(self) -> Iterator[tuple[int, Any]]:
+        """Yield `(line, value)` for every record in the file."""
+        self._raw = sys.stdin.buffer if self.name == "-" else open(self.name, "rb")  # noqa: SIM115
+        text = io.TextIOWrapper(self._raw, encoding="utf-8", errors="strict", newline="")
+        reader = {"jsonl": _jsonl, "json": _json_array, "csv": _csv}[self._detect()]
+        try:
+            yield from reader(text, self.name)
+        finally:
+            if self.name != "-":
+                self._raw.close()
+
+    def _detect(self) -> str:
+        """The format named or implied by the extension; otherwise a JSON array if it starts with '['."""
+        if self.fmt is not None:
+            return self.fmt
+        head = self._raw.peek(256)[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
+        return "json" if head.startswith(b"[") else "jsonl"
+
+
+def _size(name: str) -> int:
+    path = Path(name)
+    if not path.exists():
+        raise InvalidInput(f"{name}: file not found")
+    if path.is_dir():
+        raise InvalidInput(f"{name}: is a folder, not a file")
+    return path.stat().st_size
+
+
+def _format_from_name(name: str) -> str | None:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    return {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv"}.get(suffix)
+
+
+def _decode_error(name: str, line: int) -> InvalidInput:
+    return InvalidInput(f"{name}:{line}: not valid UTF-8")
+
+
+def _jsonl(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
+    line_no = 0
+    try:
+        for line_no, line in enumerate(text, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise _decode_error(name, line_no + 1) from None
+
+
+def _json_array(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
+    """Stream the elements of a top-level JSON array, one at a time."""
+    reader = _ArrayReader(text, name)
+    yield from reader.elements()
+
+
+class _ArrayReader:
+    def __init__(self, text: TextIO, name: str):
+        self.text, self.name = text, name
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+        self.decoder = json.JSONDecoder()
+
+    def fill(self) -> bool:
+        try:
+            chunk = self.text.read(CHUNK)
+        except UnicodeDecodeError:
+            raise _decode_error(self.name, self.line + self.buf.count("\n", self.pos)) from None
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end of the file)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                if self.buf[self.pos] == "\n":
+                    self.line += 1
+                self.pos += 1
+            if self.pos < len(self.buf) or not self.fill():
+                return self.buf[self.pos:self.pos + 1]
+
+    def fail(self, message: str) -> InvalidInput:
+        return InvalidInput(f"{self.name}:{self.line}: bad JSON: {message}")
+
+    def elements(self) -> Iterator[tuple[int, Any]]:
+        first = self.peek()
+        if first == "":
+            return
+        if first != "[":
+            raise self.fail("expected a JSON array of records ('[' at the start)")
+        self.pos += 1
+        if self.peek() == "]":
+            self.pos += 1
+            return self.expect_end()
+        while True:
+            yield self.line, self.value()
+            nxt = self.peek()
+            self.pos += 1
+            if nxt == "]":
+                return self.expect_end()
+            if nxt != ",":
+                raise self.fail(f"expected ',' or ']' but found {nxt!r}" if nxt else "unexpected end of file")
+            self.peek()
+
+    def value(self) -> Any:
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                too_big = len(self.buf) - self.pos > MAX_RECORD
+                if self.eof or too_big or not self.fill():
+                    self.line += self.buf.count("\n", self.pos, exc.pos)
+                    raise self.fail(exc.msg) from None
+                continue
+            if end == len(self.buf) and not self.eof and self.fill():
+                continue  # a number may go on in the next chunk
+            self.line += self.buf.count("\n", self.pos, end)
+            self.pos = end
+            return value
+
+    def expect_end(self) -> None:
+        if self.peek() != "":
+            raise self.fail("unexpected data after the closing ']'")
+
+
+def _csv(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
+    try:
+        reader = csv.DictReader(text)
+        if reader.fieldnames is None:
+            return
+        if "id" not in reader.fieldnames:
+            raise InvalidInput(f"{name}:1: CSV has no 'id' column")
+        for row in reader:
+            if None in row:
+                raise InvalidInput(f"{name}:{reader.line_num}: more cells than columns in the header")
+            yield reader.line_num, {k: _csv_cell(k, v) for k, v in row.items() if v not in (None, "") or k == "id"}
+    except UnicodeDecodeError:
+        raise _decode_error(name, reader.line_num + 1) from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{name}:{reader.line_num}: bad CSV: {exc}") from None
+
+
+_CSV_TEXT_FIELDS = {"id", "name", "role", "language", "type", "team", "created_by_id", "cid",
+                    "created_at", "updated_at", "last_active"}
+
+
+def _csv_cell(key: str, value: str) -> Any:
+    """CSV has no types: a cell that reads as a JSON number, bool, array or object becomes one."""
+    if key in _CSV_TEXT_FIELDS:
+        return value
+    if key in ("teams", "members") and not value.startswith("["):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if key == "banned":
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return value
+    if value[:1] in "[{-0123456789tf":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

@@ -1,0 +1,109 @@
+"""Settings resolved once per run: flags beat environment beat the config file beat defaults (SPEC §6)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from campaign_cli.errors import InvalidInput
+
+DEFAULT_DB = "campaign.db"
+DEFAULT_BATCH_SIZE = 2000
+
+# The keys a config file may hold, and the type of each leaf.
+CONFIG_SCHEMA: dict[str, Any] = {
+    "db": str,
+    "webhook": {"url": str, "secret": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
+    "push": {"url": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
+    "sending": {"rate": (int, float), "batch_size": int, "lease_seconds": (int, float)},
+    "quota": {"monthly_messages": int},
+}
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """Where one kind of event is POSTed (webhook or push gateway), and how hard to try."""
+
+    url: str | None = None
+    secret: str = ""
+    timeout: float = 5.0
+    max_attempts: int = 6
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about its environment."""
+
+    db_url: str
+    config_path: Path | None = None
+    webhook: SinkSettings = field(default_factory=SinkSettings)
+    push: SinkSettings = field(default_factory=SinkSettings)
+    rate: float | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lease_seconds: float = 30.0
+    monthly_messages: int | None = None
+
+
+def db_url_from(value: str) -> str:
+    """Turn `--db` (a path or an SQLAlchemy URL) into an SQLAlchemy URL."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser()}"
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read and check a config file; unknown keys and wrong types name the file and key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    _check_config(path, data, CONFIG_SCHEMA, "")
+    return data
+
+
+def _check_config(path: Path, data: Any, schema: dict[str, Any], prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: {prefix.rstrip('.') or 'config'} must be a mapping")
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in schema:
+            raise InvalidInput(f"{path}: unknown config key {name!r}")
+        expected = schema[key]
+        if isinstance(expected, dict):
+            _check_config(path, value, expected, f"{name}.")
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+            raise InvalidInput(f"{path}: config key {name!r} has the wrong type")
+
+
+def resolve(db: str | None = None, config: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Resolve the settings from flags, environment, config file and defaults."""
+    env = os.environ if env is None else env
+    config_value = config or env.get("CAMPAIGN_CONFIG")
+    config_path = Path(config_value) if config_value else None
+    data = load_config(config_path) if config_path else {}
+    db_value = db or env.get("CAMPAIGN_DB") or data.get("db") or DEFAULT_DB
+    sending = data.get("sending") or {}
+    return Settings(
+        db_url=db_url_from(db_value),
+        config_path=config_path,
+        webhook=_sink(data.get("webhook")),
+        push=_sink(data.get("push")),
+        rate=sending.get("rate"),
+        batch_size=sending.get("batch_size") or DEFAULT_BATCH_SIZE,
+        lease_seconds=sending.get("lease_seconds") or 30.0,
+        monthly_messages=(data.get("quota") or {}).get("monthly_messages"),
+    )
+
+
+def _sink(section: dict[str, Any] | None) -> SinkSettings:
+    section = {k: v for k, v in (section or {}).items() if v is not None}
+    return SinkSettings(**section)

@@ -1,0 +1,136 @@
+"""Opening the database: engine, SQLite pragmas, schema creation and version check, write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlmodel import SQLModel
+
+from campaign_cli.errors import CampaignError, InvalidInput
+from campaign_cli.store.models import SCHEMA_VERSION, Meta
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseBusy(CampaignError):
+    """Another process held the database longer than the busy timeout."""
+
+    exit_code = 1
+
+
+def open_engine(db_url: str) -> Engine:
+    """Open (and on first use create) the database at `db_url`, checking its schema version."""
+    url = _parse_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        _check_sqlite_path(url.database)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+        _install_sqlite_pragmas(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    with translate_db_errors(db_url):
+        _ensure_schema(engine, db_url)
+    return engine
+
+
+def _parse_url(db_url: str) -> Any:
+    try:
+        return make_url(db_url)
+    except ArgumentError:
+        raise InvalidInput(f"--db: not a path or SQLAlchemy URL: {db_url}") from None
+
+
+def _check_sqlite_path(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        raise InvalidInput(f"--db: folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise InvalidInput(f"--db: is a folder, not a database file: {path}")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise InvalidInput(f"--db: not an SQLite database: {path}")
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN IMMEDIATE is possible.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA cache_size = -65536")
+        cur.execute("PRAGMA temp_store = MEMORY")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that upgrades later
+        # can fail with "database is locked" without waiting for the busy timeout.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _ensure_schema(engine: Engine, db_url: str) -> None:
+    with engine.connect() as conn:
+        has_meta = engine.dialect.has_table(conn, "meta")
+        version = conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) if has_meta else None
+    if version is not None and int(version) > SCHEMA_VERSION:
+        raise InvalidInput(
+            f"--db: database {db_url} has schema version {version}, newer than this campaign "
+            f"(knows up to {SCHEMA_VERSION}); upgrade campaign"
+        )
+    if version is None:
+        with writing(engine) as conn:
+            SQLModel.metadata.create_all(conn)
+            if conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) is None:
+                conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (BEGIN IMMEDIATE on SQLite), committed on success, rolled back on error."""
+    with engine.connect() as conn:
+        conn.execution_options(immediate=True)
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection."""
+    with engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def translate_db_errors(what: str = "database") -> Iterator[None]:
+    """Turn driver errors a user can cause (locked, not a database, disk full) into one clear line."""
+    try:
+        yield
+    except OperationalError as exc:
+        message = str(exc.orig)
+        if "locked" in message or "busy" in message:
+            raise DatabaseBusy(
+                f"database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s); try again"
+            ) from None
+        if "disk is full" in message or "full" in message:
+            raise CampaignError(f"disk full while writing {what}; free space and run the command again") from None
+        if "unable to open" in message:
+            raise InvalidInput(f"--db: cannot open database {what}: {message}") from None
+        raise CampaignError(f"database error: {message}") from None
+    except DatabaseError as exc:
+        message = str(exc.orig)
+        if "not a database" in message or "malformed" in message:
+            raise InvalidInput(f"--db: not an SQLite database or corrupt: {what}") from None
+        raise CampaignError(f"database error: {message}") from None

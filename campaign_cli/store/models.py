@@ -1,0 +1,245 @@
+"""SQLModel table models. Hot paths use their `__table__` with SQLAlchemy Core bulk statements.
+
+Big tables have integer keys (`pk`); the string ids of SPEC §1 are unique columns beside them.
+Times are stored in UTC (see `UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC so SQLite and PostgreSQL agree."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def _time(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+def _json_nullable() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself, such as `schema_version`."""
+
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class User(SQLModel, table=True):
+    """A chat user; keys other than the standard fields live in `custom`."""
+
+    __tablename__ = "users"
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    name: str | None = None
+    role: str = "user"
+    teams: list = _json(list)
+    language: str | None = None
+    created_at: datetime | None = _time(nullable=False)
+    updated_at: datetime | None = _time(nullable=False)
+    last_active: datetime | None = _time()
+    banned: bool = False
+    devices: list = _json(list)
+    custom: dict = _json(dict)
+
+
+class Channel(SQLModel, table=True):
+    """A chat channel, addressed by `cid` = `type:id`."""
+
+    __tablename__ = "channels"
+    pk: int | None = Field(default=None, primary_key=True)
+    cid: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
+    type: str
+    id: str
+    team: str | None = None
+    created_by_id: str | None = None
+    member_count: int = 0
+    created_at: datetime | None = _time(nullable=False)
+    updated_at: datetime | None = _time(nullable=False)
+    last_message_at: datetime | None = _time()
+    custom: dict = _json(dict)
+
+
+class ChannelMember(SQLModel, table=True):
+    """A user's membership of a channel; `last_read_at` is the read marker."""
+
+    __tablename__ = "channel_members"
+    __table_args__ = (Index("ix_channel_members_user", "user_id"),)
+    channel_pk: int = Field(
+        sa_column=Column(ForeignKey("channels.pk", ondelete="CASCADE"), primary_key=True)
+    )
+    user_id: str = Field(
+        sa_column=Column(String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    channel_role: str = "channel_member"
+    hidden: bool = False
+    archived: bool = False
+    created_at: datetime | None = _time(nullable=False)
+    last_read_at: datetime | None = _time()
+
+
+class Message(SQLModel, table=True):
+    """A message in a channel. Campaign messages carry `campaign_id` (also in `custom`)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_campaign", "campaign_id", "pk"),)
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    cid: str
+    channel_pk: int = Field(sa_column=Column(ForeignKey("channels.pk", ondelete="CASCADE"), nullable=False))
+    user_id: str
+    text: str
+    type: str = "regular"
+    attachments: list = _json(list)
+    custom: dict = _json(dict)
+    campaign_id: str | None = None
+    created_at: datetime | None = _time(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    """An event a chat backend would emit, stored in order (`pk`)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_campaign", "campaign_id", "pk"),)
+    pk: int | None = Field(default=None, primary_key=True)
+    type: str
+    campaign_id: str | None = None
+    cid: str | None = None
+    message_id: str | None = None
+    user_id: str | None = None
+    created_at: datetime | None = _time(nullable=False)
+    payload: dict = _json(dict)
+
+
+class PushNotification(SQLModel, table=True):
+    """A push notification for one device of a member who got a `message.new`."""
+
+    __tablename__ = "push_notifications"
+    __table_args__ = (Index("ix_push_campaign", "campaign_id", "pk"),)
+    pk: int | None = Field(default=None, primary_key=True)
+    event_pk: int
+    campaign_id: str | None = None
+    message_id: str
+    user_id: str
+    device_id: str
+    push_provider: str | None = None
+    created_at: datetime | None = _time(nullable=False)
+
+
+class Outbox(SQLModel, table=True):
+    """A body waiting to be POSTed to a sink (`webhook` or `push`); drained by the event sinks."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "sink", "status", "next_attempt_at"),)
+    pk: int | None = Field(default=None, primary_key=True)
+    sink: str
+    event_type: str
+    campaign_id: str | None = None
+    body: str
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = _time(nullable=False)
+    last_error: str | None = None
+    created_at: datetime | None = _time(nullable=False)
+
+
+class Segment(SQLModel, table=True):
+    """Who a campaign goes to: a filter, all users, the sender's channels, or targets added by hand."""
+
+    __tablename__ = "segments"
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    type: str
+    name: str = ""
+    description: str = ""
+    filter: dict | None = _json_nullable()
+    all_users: bool = False
+    all_sender_channels: bool = False
+    size: int = 0
+    created_at: datetime | None = _time(nullable=False)
+    updated_at: datetime | None = _time(nullable=False)
+    deleted_at: datetime | None = _time()
+
+
+class SegmentTarget(SQLModel, table=True):
+    """A target added by hand to a segment: a user id or a channel cid."""
+
+    __tablename__ = "segment_targets"
+    __table_args__ = {"sqlite_with_rowid": False}
+    segment_pk: int = Field(sa_column=Column(ForeignKey("segments.pk", ondelete="CASCADE"), primary_key=True))
+    target_id: str = Field(sa_column=Column(String(512), primary_key=True))
+
+
+class Campaign(SQLModel, table=True):
+    """What to send, from whom, to whom and when; with its status, stats and sender lease."""
+
+    __tablename__ = "campaigns"
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    name: str = ""
+    description: str = ""
+    segment_ids: list = _json(list)
+    user_ids: list = _json(list)
+    sender_id: str
+    sender_mode: str | None = None
+    sender_visibility: str | None = None
+    message_template: dict = _json(dict)
+    create_channels: bool = False
+    channel_template: dict | None = _json_nullable()
+    show_channels: bool = False
+    skip_push: bool = False
+    skip_webhook: bool = False
+    scheduled_for: datetime | None = _time()
+    stop_at: datetime | None = _time()
+    status: str = Field(default="draft", index=True)
+    created_at: datetime | None = _time(nullable=False)
+    updated_at: datetime | None = _time(nullable=False)
+    stats_started_at: datetime | None = _time()
+    stats_completed_at: datetime | None = _time()
+    stats_targets: int = 0
+    stats_done: int = 0
+    stats_messages_sent: int = 0
+    stats_channels_created: int = 0
+    stats_users_sent: int = 0
+    stats_skipped: dict = _json(dict)
+    stats_failed: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _time()
+
+
+class CampaignTarget(SQLModel, table=True):
+    """One frozen target of a campaign, numbered in target id order (`seq`), with its state."""
+
+    __tablename__ = "campaign_targets"
+    __table_args__ = {"sqlite_with_rowid": False}
+    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
+    seq: int = Field(primary_key=True)
+    target_id: str = Field(sa_column=Column(String(512), nullable=False))
+    kind: str  # user | channel
+    state: str = "pending"  # pending | sent | skipped | failed
+    reason: str | None = None
