@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from campaign_cli import __version__
-from campaign_cli.cli import channels, users
+from campaign_cli.cli import campaigns, channels, segments, sending, users
 from campaign_cli.cli.context import AppContext
 from campaign_cli.errors import CampaignError, Interrupted
 from campaign_cli.settings import resolve
@@ -52,6 +52,9 @@ app = typer.Typer(
 )
 app.add_typer(users.app, name="users", help="Import, list, get and delete users.")
 app.add_typer(channels.app, name="channels", help="Import, list and get channels with their members.")
+app.add_typer(segments.app, name="segment", help="Define who a campaign reaches: filters, all users, channels, target lists.")
+campaigns.register(app)
+sending.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,5 @@
+"""`campaign segment …`."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

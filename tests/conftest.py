@@ -1,0 +1,60 @@
+"""Shared fixtures: a fresh SQLite file per test and the real CLI, run in-process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from campaign_cli.cli.app import app
+
+
+@dataclass
+class Run:
+    """The outcome of one CLI run."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    """Runs `campaign --db DB …` in-process, as a user would type it."""
+
+    def __init__(self, db: Path, cwd: Path):
+        self.db = db
+        self.cwd = cwd
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
+        result = self.runner.invoke(app, ["--db", str(self.db), *args], input=input, env=env, catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    def ok(self, *args: str, input: str | None = None) -> Run:
+        """Run and insist on exit 0, showing stderr when it is not."""
+        run = self(*args, input=input)
+        assert run.exit_code == 0, f"exit {run.exit_code}: {run.stderr}"
+        return run
+
+    def write(self, name: str, text: str) -> Path:
+        """Write a file beside the database and return its path."""
+        path = self.cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def write_jsonl(self, name: str, records: list[dict]) -> Path:
+        return self.write(name, "".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The CLI bound to a fresh database file in a temporary folder."""
+    return Cli(tmp_path / "campaign.db", tmp_path)
