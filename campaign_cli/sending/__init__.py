@@ -1,0 +1,1 @@
+"""The sender loop and the event sinks that deliver what it records."""
