@@ -35,7 +35,8 @@ def _time(nullable: bool = True, index: bool = False) -> Any:
 
 
 def _json(default: Any) -> Any:
-    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+    # The Column default matters for Core inserts, which do not see the model's default_factory.
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False, default=lambda: default()))
 
 
 def _json_nullable() -> Any:
@@ -142,7 +143,6 @@ class PushNotification(SQLModel, table=True):
     __tablename__ = "push_notifications"
     __table_args__ = (Index("ix_push_campaign", "campaign_id", "pk"),)
     pk: int | None = Field(default=None, primary_key=True)
-    event_pk: int
     campaign_id: str | None = None
     message_id: str
     user_id: str

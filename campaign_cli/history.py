@@ -1,0 +1,60 @@
+"""What the campaigns did: messages and events, listed in order with keyset paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.sending.events import event_json
+from campaign_cli.store.engine import reading
+from campaign_cli.store.models import Event, Message
+from campaign_cli.timeutil import to_json
+
+MESSAGES = Message.__table__
+EVENTS = Event.__table__
+
+
+def message_json(row: Any) -> dict[str, Any]:
+    """A message as SPEC §1 JSON, custom fields at the top level."""
+    data = {"id": row.id, "cid": row.cid, "user_id": row.user_id, "text": row.text, "type": row.type,
+            "attachments": row.attachments, "created_at": to_json(row.created_at)}
+    for key, value in (row.custom or {}).items():
+        data.setdefault(key, value)
+    return data
+
+
+def list_messages(engine: Engine, campaign_id: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """Messages (of one campaign, or all), oldest first."""
+    scope = f"messages:{campaign_id or ''}"
+    query = select(MESSAGES)
+    if campaign_id:
+        query = query.where(MESSAGES.c.campaign_id == campaign_id)
+    rows = _fetch(engine, query, MESSAGES.c.pk, scope, limit, cursor)
+    return [message_json(r) for r in rows[:limit]], _next(rows, limit, scope)
+
+
+def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limit: int,
+                cursor: str | None) -> tuple[list[dict], str | None]:
+    """Events (of one campaign and/or one type), in the order they were emitted."""
+    scope = f"events:{campaign_id or ''}:{type_ or ''}"
+    query = select(EVENTS)
+    if campaign_id:
+        query = query.where(EVENTS.c.campaign_id == campaign_id)
+    if type_:
+        query = query.where(EVENTS.c.type == type_)
+    rows = _fetch(engine, query, EVENTS.c.pk, scope, limit, cursor)
+    return [event_json(r) for r in rows[:limit]], _next(rows, limit, scope)
+
+
+def _fetch(engine: Engine, query: Any, key: Any, scope: str, limit: int, cursor: str | None) -> list[Any]:
+    check_limit(limit, 1000)
+    if cursor:
+        query = query.where(key > decode_cursor(cursor, scope)[0])
+    with reading(engine) as conn:
+        return conn.execute(query.order_by(key).limit(limit + 1)).all()
+
+
+def _next(rows: list[Any], limit: int, scope: str) -> str | None:
+    return encode_cursor(scope, [rows[limit - 1].pk]) if len(rows) > limit else None

@@ -1,0 +1,423 @@
+"""One batch of the sender loop: plan it (read-only, also used by `preview`), then write it.
+
+Planning resolves every target to a channel — existing, to be created, or none (skipped with
+a reason) — and renders its message. Writing puts every effect of the batch (channels,
+members, messages, events, push records, outbox rows, target states, stats) into the
+caller's transaction with bulk statements, so a batch happens entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2 import TemplateError
+from sqlalchemy import Connection, bindparam, exists, func, literal, select, update
+
+from campaign_cli.channels import CHANNELS, MEMBERS
+from campaign_cli.errors import InvalidInput
+from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox, event_row
+from campaign_cli.store.bulk import insert_ignore
+from campaign_cli.store.models import Campaign, CampaignTarget, Event, Message, PushNotification
+from campaign_cli.store.models import Outbox as OutboxRow
+from campaign_cli.templates import CampaignTemplates
+from campaign_cli.timeutil import to_json
+from campaign_cli.users import USERS, user_json
+
+CAMPAIGNS = Campaign.__table__
+TARGETS = CampaignTarget.__table__
+MESSAGES = Message.__table__
+EVENTS = Event.__table__
+PUSHES = PushNotification.__table__
+OUTBOX = OutboxRow.__table__
+DEFAULT_CHANNEL_TYPE = "messaging"
+
+SENT, SKIPPED, FAILED = "sent", "skipped", "failed"
+
+
+@dataclass
+class NewChannel:
+    """A channel the batch creates: its row, its member rows (without channel_pk) and, once written, its pk."""
+
+    row: dict[str, Any]
+    members: list[dict[str, Any]]
+    vars: dict[str, Any]
+    pk: int | None = None
+
+
+@dataclass
+class Delivery:
+    """The plan for one target."""
+
+    seq: int
+    target_id: str
+    kind: str
+    state: str = SENT
+    reason: str | None = None
+    receiver: dict[str, Any] | None = None
+    cid: str | None = None
+    channel: dict[str, Any] | None = None
+    channel_pk: int | None = None
+    new_channel: NewChannel | None = None
+    text: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def give_up(self, state: str, reason: str) -> None:
+        self.state, self.reason = state, reason
+
+
+@dataclass
+class BatchResult:
+    """What one written batch changed, for the stats and the progress bar."""
+
+    done: int = 0
+    messages: int = 0
+    channels_created: int = 0
+    users_sent: int = 0
+    failed: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+
+class CampaignRun:
+    """What stays fixed while one campaign is sent: the campaign, its compiled templates and its sender."""
+
+    def __init__(self, conn: Connection, campaign: Any):
+        self.campaign = campaign
+        self.templates = CampaignTemplates.compile(campaign.message_template, campaign.channel_template)
+        sender = conn.execute(select(USERS).where(USERS.c.id == campaign.sender_id)).first()
+        if sender is None:
+            raise InvalidInput(f"campaign {campaign.id!r}: sender_id {campaign.sender_id!r} is not an existing user")
+        self.sender = user_json(sender)
+        self.sender_id: str = campaign.sender_id
+        channel_template = campaign.channel_template or {}
+        self.channel_type: str = channel_template.get("type") or DEFAULT_CHANNEL_TYPE
+        self.team: str | None = channel_template.get("team")
+        self.has_channel_id = bool(channel_template.get("id"))
+        self.vars_campaign = {"id": campaign.id, "name": campaign.name}
+        started = campaign.stats_started_at
+        self.message_prefix = f"{campaign.id}-{int(started.timestamp() * 1_000_000):x}" if started else campaign.id
+
+    def context(self, receiver: dict | None, channel: dict | None) -> dict[str, Any]:
+        """The template variables for one target (SPEC §2)."""
+        ctx: dict[str, Any] = {"sender": self.sender, "campaign": self.vars_campaign}
+        if receiver is not None:
+            ctx["receiver"] = receiver
+        if channel is not None:
+            ctx["channel"] = channel
+        return ctx
+
+
+def channel_vars(row: Any) -> dict[str, Any]:
+    """A channel as template variables: its standard fields and custom fields."""
+    data = {"cid": row.cid, "type": row.type, "id": row.id, "team": row.team,
+            "created_by_id": row.created_by_id, "member_count": row.member_count}
+    for key, value in (row.custom or {}).items():
+        data.setdefault(key, value)
+    return data
+
+
+def distinct_channel_id(user_ids: list[str]) -> str:
+    """The id of the distinct channel of exactly these members (stable, like hosted chat services)."""
+    digest = hashlib.sha256("\0".join(sorted(set(user_ids))).encode()).hexdigest()
+    return f"!members-{digest[:40]}"
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str, str]], at: datetime) -> list[Delivery]:
+    """Resolve and render a batch of (seq, target_id, kind) without writing anything."""
+    deliveries = [Delivery(seq, target_id, kind) for seq, target_id, kind in targets]
+    _resolve_receivers(conn, run, deliveries)
+    _resolve_distinct_channels(conn, run, deliveries)
+    _attach_channels(conn, run, deliveries, at)
+    for d in deliveries:
+        if d.state == SENT:
+            _render(run, d)
+    return deliveries
+
+
+def _resolve_receivers(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
+    user_ids = [d.target_id for d in deliveries if d.kind == "user"]
+    users = {row.id: user_json(row) for row in conn.execute(select(USERS).where(USERS.c.id.in_(user_ids)))} if user_ids else {}
+    for d in deliveries:
+        if d.kind == "channel":
+            d.cid = d.target_id
+            continue
+        d.receiver = users.get(d.target_id)
+        if d.receiver is None:
+            d.give_up(SKIPPED, "unknown_user")
+        elif d.target_id == run.sender_id:
+            d.give_up(SKIPPED, "receiver_is_sender")
+        elif run.has_channel_id:
+            _render_channel_id(run, d)
+
+
+def _render_channel_id(run: CampaignRun, d: Delivery) -> None:
+    try:
+        channel_id = run.templates.channel_id(run.context(d.receiver, None))
+    except TemplateError as exc:
+        d.give_up(FAILED, f"template_error: {exc}")
+        return
+    if not channel_id:
+        d.give_up(SKIPPED, "empty_channel_id")
+    else:
+        d.cid = f"{run.channel_type}:{channel_id}"
+
+
+def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
+    """Without a channel id template, a user's channel is the distinct one of exactly sender and receiver."""
+    wanted = [d for d in deliveries if d.state == SENT and d.kind == "user" and d.cid is None]
+    if not wanted:
+        return
+    # Drive the lookup from the receivers' memberships: the sender is a member of every channel
+    # the campaign creates, so starting from the sender's side would grow with each batch.
+    me = MEMBERS.alias("me")
+    them = MEMBERS.alias("them")
+    sender_is_member = exists(select(literal(1)).where(me.c.channel_pk == them.c.channel_pk,
+                                                       me.c.user_id == run.sender_id))
+    query = (
+        select(them.c.user_id, CHANNELS.c.cid)
+        .join(CHANNELS, CHANNELS.c.pk == them.c.channel_pk)
+        .where(them.c.user_id.in_([d.target_id for d in wanted]), CHANNELS.c.type == run.channel_type,
+               CHANNELS.c.member_count == 2, sender_is_member)
+    )
+    found = dict(conn.execute(query).all())
+    for d in wanted:
+        d.cid = found.get(d.target_id) or f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
+
+
+def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime) -> None:
+    cids = list({d.cid for d in deliveries if d.state == SENT and d.cid})
+    existing = {row.cid: row for row in conn.execute(select(CHANNELS).where(CHANNELS.c.cid.in_(cids)))} if cids else {}
+    created: dict[str, NewChannel] = {}
+    for d in deliveries:
+        if d.state != SENT:
+            continue
+        row = existing.get(d.cid)
+        if row is not None:
+            d.channel_pk, d.channel = row.pk, channel_vars(row)
+        elif d.kind == "channel":
+            d.give_up(SKIPPED, "unknown_channel")
+        elif not run.campaign.create_channels:
+            d.give_up(SKIPPED, "no_channel")
+        else:
+            d.new_channel = created.get(d.cid) or _plan_channel(conn, run, d, at)
+            created[d.cid] = d.new_channel
+            d.channel = d.new_channel.vars
+
+
+def _plan_channel(conn: Connection, run: CampaignRun, d: Delivery, at: datetime) -> NewChannel:
+    ctx = run.context(d.receiver, None)
+    kind, _, channel_id = d.cid.partition(":")
+    member_ids = _member_ids(conn, run, d, ctx)
+    custom = run.templates.channel_custom(ctx)
+    row = {"cid": d.cid, "type": kind, "id": channel_id, "team": run.team, "created_by_id": run.sender_id,
+           "member_count": len(member_ids), "created_at": at, "updated_at": at, "last_message_at": None,
+           "custom": custom}
+    hidden = run.campaign.sender_visibility == "hidden"
+    archived = run.campaign.sender_visibility == "archived"
+    members = [
+        {"user_id": uid, "channel_role": "owner" if uid == run.sender_id else "channel_member",
+         "hidden": hidden and uid == run.sender_id, "archived": archived and uid == run.sender_id,
+         "created_at": at, "last_read_at": None}
+        for uid in member_ids
+    ]
+    vars_ = {"cid": d.cid, "type": kind, "id": channel_id, "team": run.team, "created_by_id": run.sender_id,
+             "member_count": len(member_ids), **{k: v for k, v in custom.items()}}
+    return NewChannel(row, members, vars_)
+
+
+def _member_ids(conn: Connection, run: CampaignRun, d: Delivery, ctx: dict[str, Any]) -> list[str]:
+    """Members of a channel the campaign creates: the template's members (known users) or the receiver; plus the sender."""
+    listed = run.templates.members(ctx)
+    ids = [d.target_id]
+    if listed:
+        known = set(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(listed))))
+        ids += [u for u in listed if u in known]
+    if run.campaign.sender_mode != "exclude":
+        ids.append(run.sender_id)
+    else:
+        ids = [u for u in ids if u != run.sender_id]
+    return list(dict.fromkeys(ids))
+
+
+def _render(run: CampaignRun, d: Delivery) -> None:
+    d.context = run.context(d.receiver, d.channel)
+    try:
+        d.text = run.templates.text(d.context)
+    except TemplateError as exc:
+        d.give_up(FAILED, f"template_error: {exc}")
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime, outbox: Outbox) -> BatchResult:
+    """Write every effect of a planned batch into the caller's transaction."""
+    result = BatchResult(done=len(deliveries))
+    new_channels = _create_channels(conn, deliveries)
+    sending = [d for d in deliveries if d.state == SENT]
+    for d in sending:
+        if d.new_channel is not None:
+            d.channel_pk = d.new_channel.pk
+    others = _other_members(conn, run, sending, new_channels)
+    messages = _messages(run, sending, at)
+    events = _events(run, sending, messages, at, outbox)
+    if messages:
+        conn.execute(MESSAGES.insert(), messages)
+    if events:
+        conn.execute(EVENTS.insert(), events)
+    _pushes(conn, run, sending, messages, at, outbox)
+    if outbox.rows:
+        conn.execute(OUTBOX.insert(), outbox.rows)
+        outbox.rows.clear()
+    _touch_channels(conn, run, sending, at)
+    _record_targets(conn, run, deliveries)
+    result.messages = len(messages)
+    result.channels_created = len(new_channels)
+    result.users_sent = sum(others.get(d.channel_pk, 0) for d in sending)
+    for d in deliveries:
+        if d.state == SKIPPED:
+            result.skipped[d.reason or "unknown"] += 1
+        elif d.state == FAILED:
+            result.failed += 1
+    return result
+
+
+def _create_channels(conn: Connection, deliveries: list[Delivery]) -> list[NewChannel]:
+    created = list({id(d.new_channel): d.new_channel for d in deliveries
+                    if d.state == SENT and d.new_channel is not None}.values())
+    if not created:
+        return []
+    conn.execute(CHANNELS.insert(), [c.row for c in created])
+    pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(CHANNELS.c.cid.in_([c.row["cid"] for c in created]))).all())
+    members = []
+    for channel in created:
+        channel.pk = pks[channel.row["cid"]]
+        members += [{**m, "channel_pk": channel.pk} for m in channel.members]
+    if members:
+        conn.execute(MEMBERS.insert(), members)
+    return created
+
+
+def _other_members(conn: Connection, run: CampaignRun, sending: list[Delivery], created: list[NewChannel]) -> dict[int, int]:
+    """Per channel messaged: how many members other than the sender (after `sender_mode: include` joins)."""
+    others = {c.pk: sum(1 for m in c.members if m["user_id"] != run.sender_id) for c in created}
+    existing = {d.channel_pk: d.channel for d in sending if d.new_channel is None}
+    if not existing:
+        return others
+    pks = list(existing)
+    with_sender = set(conn.scalars(select(MEMBERS.c.channel_pk).where(
+        MEMBERS.c.user_id == run.sender_id, MEMBERS.c.channel_pk.in_(pks))))
+    for pk, channel in existing.items():
+        others[pk] = channel["member_count"] - (1 if pk in with_sender else 0)
+    if run.campaign.sender_mode == "include":
+        _sender_joins(conn, run, [pk for pk in pks if pk not in with_sender])
+    return others
+
+
+def _sender_joins(conn: Connection, run: CampaignRun, pks: list[int]) -> None:
+    if not pks:
+        return
+    at = run.campaign.stats_started_at
+    rows = [{"channel_pk": pk, "user_id": run.sender_id, "channel_role": "channel_member", "hidden": False,
+             "archived": False, "created_at": at, "last_read_at": None} for pk in pks]
+    insert_ignore(conn, MEMBERS, rows)
+    conn.execute(update(CHANNELS).where(CHANNELS.c.pk.in_(pks)).values(member_count=CHANNELS.c.member_count + 1))
+
+
+def _messages(run: CampaignRun, sending: list[Delivery], at: datetime) -> list[dict[str, Any]]:
+    attachments = run.campaign.message_template.get("attachments") or []
+    rows = []
+    for d in sending:
+        custom = run.templates.message_custom(d.context)
+        custom["campaign_id"] = run.campaign.id
+        rows.append({"id": f"{run.message_prefix}-{d.seq}", "cid": d.cid, "channel_pk": d.channel_pk,
+                     "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": attachments,
+                     "custom": custom, "campaign_id": run.campaign.id, "created_at": at})
+    return rows
+
+
+def _events(run: CampaignRun, sending: list[Delivery], messages: list[dict], at: datetime, outbox: Outbox) -> list[dict]:
+    campaign_id = run.campaign.id
+    events: list[dict] = []
+    announced: set[str] = set()
+    for d, message in zip(sending, messages):
+        if d.new_channel is not None and d.cid not in announced:
+            announced.add(d.cid)
+            events.append(event_row(CHANNEL_CREATED, at, campaign_id, cid=d.cid, user_id=run.sender_id))
+            outbox.event(CHANNEL_CREATED, lambda d=d: _channel_created_body(run, d))
+        events.append(event_row(MESSAGE_NEW, at, campaign_id, cid=d.cid, message_id=message["id"], user_id=run.sender_id))
+        outbox.event(MESSAGE_NEW, lambda d=d, m=message: _message_new_body(run, d, m))
+    return events
+
+
+def _channel_created_body(run: CampaignRun, d: Delivery) -> dict[str, Any]:
+    channel = d.new_channel
+    assert channel is not None
+    data = dict(channel.vars)
+    data["members"] = [{"user_id": m["user_id"], "channel_role": m["channel_role"]} for m in channel.members]
+    return {"cid": d.cid, "channel_type": channel.row["type"], "channel_id": channel.row["id"], "channel": data,
+            "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
+
+
+def _message_new_body(run: CampaignRun, d: Delivery, message: dict[str, Any]) -> dict[str, Any]:
+    kind, _, channel_id = (d.cid or "").partition(":")
+    body = {"id": message["id"], "cid": d.cid, "text": message["text"], "type": "regular",
+            "user": {"id": run.sender_id, "name": run.sender.get("name")}, "attachments": message["attachments"],
+            "created_at": to_json(message["created_at"])}
+    body.update(message["custom"])
+    return {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
+            "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
+
+
+def _pushes(conn: Connection, run: CampaignRun, sending: list[Delivery], messages: list[dict], at: datetime,
+            outbox: Outbox) -> None:
+    """Push records for members other than the sender who have devices (unless skip_push)."""
+    if run.campaign.skip_push or not sending:
+        return
+    pks = list({d.channel_pk for d in sending})
+    devices: dict[int, list[tuple[str, list]]] = {}
+    query = (select(MEMBERS.c.channel_pk, USERS.c.id, USERS.c.devices)
+             .join(USERS, USERS.c.id == MEMBERS.c.user_id)
+             .where(MEMBERS.c.channel_pk.in_(pks), MEMBERS.c.user_id != run.sender_id,
+                    func.json_array_length(USERS.c.devices) > 0))
+    for channel_pk, user_id, user_devices in conn.execute(query):
+        devices.setdefault(channel_pk, []).append((user_id, user_devices))
+    if not devices:
+        return
+    rows = []
+    for d, message in zip(sending, messages):
+        for user_id, user_devices in devices.get(d.channel_pk, ()):
+            for device in user_devices:
+                rows.append({"campaign_id": run.campaign.id, "message_id": message["id"], "user_id": user_id,
+                             "device_id": device["id"], "push_provider": device.get("push_provider"), "created_at": at})
+                outbox.push({"type": "push", "message_id": message["id"], "cid": d.cid, "user_id": user_id,
+                             "device_id": device["id"], "push_provider": device.get("push_provider"),
+                             "text": message["text"], "sender_id": run.sender_id, "campaign_id": run.campaign.id})
+    conn.execute(PUSHES.insert(), rows)
+
+
+def _touch_channels(conn: Connection, run: CampaignRun, sending: list[Delivery], at: datetime) -> None:
+    pks = list({d.channel_pk for d in sending})
+    if not pks:
+        return
+    conn.execute(update(CHANNELS).where(CHANNELS.c.pk.in_(pks)).values(last_message_at=at, updated_at=at))
+    if run.campaign.show_channels:
+        conn.execute(update(MEMBERS).where(MEMBERS.c.channel_pk.in_(pks), MEMBERS.c.hidden.is_(True)).values(hidden=False))
+
+
+def _record_targets(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
+    pk = run.campaign.pk
+    others = [{"seq_": d.seq, "state_": d.state, "reason_": (d.reason or "")[:500]} for d in deliveries if d.state != SENT]
+    if others:
+        conn.execute(
+            update(TARGETS).where(TARGETS.c.campaign_pk == pk, TARGETS.c.seq == bindparam("seq_"))
+            .values(state=bindparam("state_"), reason=bindparam("reason_")), others)
+    lo, hi = deliveries[0].seq, deliveries[-1].seq
+    conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == pk, TARGETS.c.seq.between(lo, hi),
+                                       TARGETS.c.state == "pending").values(state=SENT))

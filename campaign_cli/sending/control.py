@@ -1,0 +1,145 @@
+"""Starting, scheduling, stopping and resuming campaigns: lifecycle transitions with their side effects.
+
+Beginning to send (start now, a schedule coming due, or resuming a campaign that never began)
+freezes the audience, checks the sender and the monthly quota, and records `campaign.started`,
+all in one transaction: a refusal leaves the campaign exactly as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, or_, select, update
+
+from campaign_cli import lifecycle
+from campaign_cli.campaigns import campaign_json
+from campaign_cli.errors import Conflict, InvalidInput
+from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outbox, event_row
+from campaign_cli.sending.freeze import freeze_targets
+from campaign_cli.settings import Settings
+from campaign_cli.store.engine import writing
+from campaign_cli.store.models import Campaign, Event, Message
+from campaign_cli.store.models import Outbox as OutboxRow
+from campaign_cli.timeutil import now
+from campaign_cli.users import USERS
+
+CAMPAIGNS = Campaign.__table__
+EVENTS = Event.__table__
+MESSAGES = Message.__table__
+OUTBOX = OutboxRow.__table__
+
+
+def check_times(at: datetime | None, stop_at: datetime | None, current: datetime) -> None:
+    """`--at` in the past, or `--stop-at` not after the start, is exit 3."""
+    if at is not None and at <= current:
+        raise InvalidInput(f"--at: {at.isoformat()} is in the past")
+    if stop_at is not None and stop_at <= (at or current):
+        raise InvalidInput("--stop-at: must be after the start time" + (" (--at)" if at else ""))
+
+
+def start(engine: Engine, settings: Settings, campaign_id: str, at: datetime | None = None,
+          stop_at: datetime | None = None) -> str:
+    """Start a draft now (→ in_progress, audience frozen) or at `at` (→ scheduled); returns the new status."""
+    current = now()
+    check_times(at, stop_at, current)
+    with writing(engine) as conn:
+        if at is not None:
+            _, status = lifecycle.transition(conn, campaign_id, "schedule", scheduled_for=at, stop_at=stop_at)
+            return status
+        _, status = lifecycle.transition(conn, campaign_id, "start", scheduled_for=current, stop_at=stop_at)
+        begin_sending(conn, settings, campaign_id, current)
+    return status
+
+
+def stop(engine: Engine, settings: Settings, campaign_id: str) -> None:
+    """Stop a scheduled or in-progress campaign; a running sender notices within one batch."""
+    with writing(engine) as conn:
+        lifecycle.transition(conn, campaign_id, "stop")
+        record_campaign_event(conn, settings, campaign_id, CAMPAIGN_STOPPED, now())
+
+
+def resume(engine: Engine, settings: Settings, campaign_id: str) -> None:
+    """Continue a stopped campaign with the targets not yet done (a stop_at already passed is cleared)."""
+    current = now()
+    with writing(engine) as conn:
+        before, _ = lifecycle.transition(conn, campaign_id, "resume")
+        if before.stop_at is not None and before.stop_at <= current:
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == before.pk).values(stop_at=None))
+        if before.stats_started_at is None:
+            begin_sending(conn, settings, campaign_id, current)
+
+
+def begin_sending(conn: Connection, settings: Settings, campaign_id: str, at: datetime) -> None:
+    """Freeze the audience of a campaign that has just become in_progress, and record `campaign.started`."""
+    row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
+    if conn.scalar(select(USERS.c.pk).where(USERS.c.id == row.sender_id)) is None:
+        raise InvalidInput(f"campaign {campaign_id!r}: sender_id {row.sender_id!r} is not an existing user (deleted?)")
+    targets = freeze_targets(conn, row)
+    check_quota(conn, settings, targets, at)
+    conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(
+        stats_targets=targets, stats_started_at=at, stats_done=0, updated_at=at))
+    record_campaign_event(conn, settings, campaign_id, CAMPAIGN_STARTED, at)
+
+
+def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime) -> None:
+    """Refuse (exit 5) an audience larger than what is left of `quota.monthly_messages` this UTC month."""
+    if settings.monthly_messages is None:
+        return
+    month_start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used = conn.scalar(select(func.count()).select_from(MESSAGES).where(
+        MESSAGES.c.campaign_id.is_not(None), MESSAGES.c.created_at >= month_start)) or 0
+    left = max(settings.monthly_messages - used, 0)
+    if targets > left:
+        raise Conflict(f"quota: the audience has {targets} targets but only {left} of "
+                       f"{settings.monthly_messages} monthly messages are left this month")
+
+
+def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str, type_: str, at: datetime) -> None:
+    """Store a campaign.* event carrying the full campaign object, and queue it for the webhook."""
+    row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
+    data = campaign_json(row)
+    conn.execute(EVENTS.insert(), [event_row(type_, at, campaign_id, user_id=row.sender_id, payload={"campaign": data})])
+    outbox = Outbox(settings, campaign_id, row.skip_webhook, row.skip_push, at)
+    outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data})
+    if outbox.rows:
+        conn.execute(OUTBOX.insert(), outbox.rows)
+
+
+def due_campaigns(engine: Engine, settings: Settings, only: list[str] | None = None) -> list[str]:
+    """Begin scheduled campaigns whose time has come (or stop those past stop_at); list campaigns ready to send.
+
+    Ready: in_progress and not leased by a live sender.
+    """
+    current = now()
+    with writing(engine) as conn:
+        scheduled = select(CAMPAIGNS.c.id, CAMPAIGNS.c.stop_at).where(
+            CAMPAIGNS.c.status == lifecycle.SCHEDULED, CAMPAIGNS.c.scheduled_for <= current)
+        if only is not None:
+            scheduled = scheduled.where(CAMPAIGNS.c.id.in_(only))
+        for campaign_id, stop_at in conn.execute(scheduled).all():
+            if stop_at is not None and stop_at <= current:
+                lifecycle.transition(conn, campaign_id, "stop")
+                record_campaign_event(conn, settings, campaign_id, CAMPAIGN_STOPPED, current)
+            else:
+                lifecycle.transition(conn, campaign_id, "begin")
+                begin_sending(conn, settings, campaign_id, current)
+    ready = select(CAMPAIGNS.c.id).where(
+        CAMPAIGNS.c.status == lifecycle.IN_PROGRESS,
+        or_(CAMPAIGNS.c.lease_owner.is_(None), CAMPAIGNS.c.lease_expires_at < current),
+    ).order_by(CAMPAIGNS.c.pk)
+    if only is not None:
+        ready = ready.where(CAMPAIGNS.c.id.in_(only))
+    with engine.connect() as conn:
+        return list(conn.scalars(ready))
+
+
+def lease_holder(engine: Engine, campaign_id: str) -> tuple[str, datetime] | None:
+    """Who holds a live lease on the campaign, and until when (None when nobody)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(CAMPAIGNS.c.lease_owner, CAMPAIGNS.c.lease_expires_at).where(
+            CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner.is_not(None),
+            CAMPAIGNS.c.lease_expires_at >= now())).first()
+    return (row[0], row[1]) if row else None
+
+

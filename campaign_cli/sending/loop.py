@@ -1,0 +1,199 @@
+"""The sender loop: lease a campaign, then plan and write batches until it is done, stopped or interrupted.
+
+Each batch is one transaction (see batch.py), so a crash loses at most the batch in hand, which
+the next sender redoes: nothing is lost and nothing is sent twice. A lease (owner, expiry),
+renewed every batch, keeps a second sender away; an expired lease is taken over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, update
+
+from campaign_cli import lifecycle
+from campaign_cli.sending.batch import TARGETS, CampaignRun, plan_batch, write_batch
+from campaign_cli.sending.control import record_campaign_event
+from campaign_cli.sending.events import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, Outbox
+from campaign_cli.settings import Settings
+from campaign_cli.store.engine import reading, writing
+from campaign_cli.store.models import Campaign
+from campaign_cli.timeutil import now
+
+CAMPAIGNS = Campaign.__table__
+
+COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
+
+
+@dataclass
+class Progress:
+    """What the progress bar shows after each batch."""
+
+    campaign_id: str
+    done: int
+    total: int
+    messages: int
+    skipped: int
+    failed: int
+
+
+class TokenBucket:
+    """`sending.rate`: at most `rate` targets a second, in bursts of at most `capacity`."""
+
+    def __init__(self, rate: float, capacity: int, wait: Callable[[float], Any]):
+        self.rate, self.capacity, self.wait = rate, capacity, wait
+        self.tokens, self.stamp = float(capacity), time.monotonic()
+
+    def take(self, n: int) -> None:
+        self._refill()
+        if self.tokens < n:
+            self.wait((n - self.tokens) / self.rate)
+            self._refill()
+        self.tokens -= n
+
+    def _refill(self) -> None:
+        current = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (current - self.stamp) * self.rate)
+        self.stamp = current
+
+
+def new_owner() -> str:
+    """A lease owner name that says where the sender runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Sender:
+    """Sends campaigns in the foreground, one batch per transaction."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, rate: float | None = None,
+                 batch_size: int | None = None, on_progress: Callable[[Progress], None] | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.rate = rate if rate is not None else settings.rate
+        size = batch_size or settings.batch_size
+        self.batch_size = max(1, min(size, int(self.rate))) if self.rate else size
+        self.on_progress = on_progress or (lambda p: None)
+        self.owner = new_owner()
+        self.interrupted = threading.Event()
+        self.lease = timedelta(seconds=settings.lease_seconds)
+
+    def interrupt(self) -> None:
+        """Ask the loop to finish the batch in hand and return (Ctrl-C)."""
+        self.interrupted.set()
+
+    def send(self, campaign_id: str) -> str:
+        """Send one in_progress campaign until completed, stopped or interrupted; BUSY if another sender holds it."""
+        if not self._acquire(campaign_id):
+            return BUSY
+        try:
+            with reading(self.engine) as conn:
+                campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
+                run = CampaignRun(conn, campaign)
+            return self._loop(run)
+        finally:
+            self._release(campaign_id)
+
+    def _acquire(self, campaign_id: str) -> bool:
+        current = now()
+        with writing(self.engine) as conn:
+            result = conn.execute(update(CAMPAIGNS).where(
+                CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.status == lifecycle.IN_PROGRESS,
+                or_(CAMPAIGNS.c.lease_owner.is_(None), CAMPAIGNS.c.lease_expires_at < current,
+                    CAMPAIGNS.c.lease_owner == self.owner),
+            ).values(lease_owner=self.owner, lease_expires_at=current + self.lease))
+            return result.rowcount == 1
+
+    def _release(self, campaign_id: str) -> None:
+        with writing(self.engine) as conn:
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_expires_at=None))
+
+    def _loop(self, run: CampaignRun) -> str:
+        bucket = TokenBucket(self.rate, self.batch_size, self.interrupted.wait) if self.rate else None
+        while True:
+            if self.interrupted.is_set():
+                return INTERRUPTED
+            if bucket is not None:
+                bucket.take(self.batch_size)
+                if self.interrupted.is_set():
+                    return INTERRUPTED
+            outcome = self._batch(run)
+            if outcome is not None:
+                return outcome
+
+    def _batch(self, run: CampaignRun) -> str | None:
+        """Plan and write the next batch in one transaction; returns an outcome when the loop should end."""
+        at = now()
+        with writing(self.engine) as conn:
+            row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
+            if row.lease_owner != self.owner or row.status != lifecycle.IN_PROGRESS:
+                return STOPPED
+            if row.stop_at is not None and row.stop_at <= at:
+                lifecycle.transition(conn, row.id, "stop")
+                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_STOPPED, at)
+                return STOPPED
+            targets = conn.execute(
+                select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
+                .where(TARGETS.c.campaign_pk == row.pk, TARGETS.c.seq > row.stats_done)
+                .order_by(TARGETS.c.seq).limit(self.batch_size)
+            ).all()
+            if not targets:
+                lifecycle.transition(conn, row.id, "complete", stats_completed_at=at)
+                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_COMPLETED, at)
+                self._report(row)
+                return COMPLETED
+            outbox = Outbox(self.settings, row.id, row.skip_webhook, row.skip_push, at)
+            deliveries = plan_batch(conn, run, [tuple(t) for t in targets], at)
+            result = write_batch(conn, run, deliveries, at, outbox)
+            skipped = Counter(row.stats_skipped or {})
+            skipped.update(result.skipped)
+            values = dict(
+                stats_done=row.stats_done + result.done,
+                stats_messages_sent=row.stats_messages_sent + result.messages,
+                stats_channels_created=row.stats_channels_created + result.channels_created,
+                stats_users_sent=row.stats_users_sent + result.users_sent,
+                stats_failed=row.stats_failed + result.failed,
+                stats_skipped=dict(skipped),
+                lease_expires_at=at + self.lease,
+                updated_at=at,
+            )
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(**values))
+        self._report(row, values)
+        return None
+
+    def _report(self, row: Any, values: dict | None = None) -> None:
+        values = values or {}
+        skipped = values.get("stats_skipped", row.stats_skipped) or {}
+        self.on_progress(Progress(
+            campaign_id=row.id, done=values.get("stats_done", row.stats_done), total=row.stats_targets,
+            messages=values.get("stats_messages_sent", row.stats_messages_sent),
+            skipped=sum(skipped.values()), failed=values.get("stats_failed", row.stats_failed)))
+
+
+@contextmanager
+def delivering_events(engine: Engine, settings: Settings, grace: float = 5.0) -> Iterator[None]:
+    """Drain the webhook/push outbox in the background while the body runs; give it `grace` seconds at the end.
+
+    What is not delivered by then stays in the outbox for the next `campaign run`.
+    """
+    if not (settings.webhook.url or settings.push.url):
+        yield
+        return
+    from campaign_cli.sending.sinks import OutboxDrainer  # TODO(lead): top-level once sinks.py lands
+
+    drainer = OutboxDrainer(engine, settings)
+    drainer.start()
+    try:
+        yield
+    finally:
+        drainer.stop(grace)
