@@ -12,7 +12,7 @@ import yaml
 from campaign_cli.errors import InvalidInput
 
 DEFAULT_DB = "campaign.db"
-DEFAULT_BATCH_SIZE = 2000
+DEFAULT_BATCH_SIZE = 5000
 
 # The keys a config file may hold, and the type of each leaf.
 CONFIG_SCHEMA: dict[str, Any] = {

@@ -9,18 +9,20 @@ caller's transaction with bulk statements, so a batch happens entirely or not at
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, bindparam, exists, func, literal, select, update
+from sqlalchemy import Connection, String, bindparam, exists, func, literal, select, type_coerce, update
 
 from campaign_cli.channels import CHANNELS, MEMBERS
 from campaign_cli.errors import InvalidInput
-from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox, event_row
-from campaign_cli.store.bulk import insert_ignore
+from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
+from campaign_cli.store.bulk import RawInsert, db_value, in_values, insert_ignore
+from campaign_cli.store.engine import json_text
 from campaign_cli.store.models import Campaign, CampaignTarget, Event, Message, PushNotification
 from campaign_cli.store.models import Outbox as OutboxRow
 from campaign_cli.templates import CampaignTemplates
@@ -110,11 +112,51 @@ class CampaignRun:
         return ctx
 
 
-def channel_vars(row: Any) -> dict[str, Any]:
+# The hot path reads JSON and time columns as the driver returns them and decodes them here:
+# SQLAlchemy's per-row result processing cost more than the query itself.
+_USER_COLUMNS = (USERS.c.id, USERS.c.name, USERS.c.role, type_coerce(USERS.c.teams, String), USERS.c.language,
+                 type_coerce(USERS.c.created_at, String), type_coerce(USERS.c.updated_at, String),
+                 type_coerce(USERS.c.last_active, String), USERS.c.banned, type_coerce(USERS.c.devices, String),
+                 type_coerce(USERS.c.custom, String))
+_CHANNEL_COLUMNS = (CHANNELS.c.pk, CHANNELS.c.cid, CHANNELS.c.type, CHANNELS.c.id, CHANNELS.c.team,
+                    CHANNELS.c.created_by_id, CHANNELS.c.member_count, type_coerce(CHANNELS.c.custom, String))
+
+
+def _json(value: Any) -> Any:
+    if value == "[]":
+        return []
+    if value == "{}":
+        return {}
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _time_text(value: Any) -> str | None:
+    """A stored time as RFC 3339 UTC: SQLite returns its text form, PostgreSQL a datetime."""
+    if value is None or not isinstance(value, str):
+        return to_json(value)
+    return value.replace(" ", "T") + "Z"
+
+
+def load_user_vars(conn: Connection, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Users by id as template variables, shaped like `users.user_json`."""
+    users = {}
+    for (user_id, name, role, teams, language, created, updated, active, banned, devices, custom) in conn.execute(
+            select(*_USER_COLUMNS).where(in_values(USERS.c.id, user_ids))):
+        data = {"id": user_id, "name": name, "role": role, "teams": _json(teams), "language": language,
+                "created_at": _time_text(created), "updated_at": _time_text(updated),
+                "last_active": _time_text(active), "banned": bool(banned), "devices": _json(devices)}
+        for key, value in (_json(custom) or {}).items():
+            data.setdefault(key, value)
+        users[user_id] = data
+    return users
+
+
+def channel_vars(pk: int, cid: str, type_: str, id_: str, team: str | None, created_by_id: str | None,
+                 member_count: int, custom: Any) -> dict[str, Any]:
     """A channel as template variables: its standard fields and custom fields."""
-    data = {"cid": row.cid, "type": row.type, "id": row.id, "team": row.team,
-            "created_by_id": row.created_by_id, "member_count": row.member_count}
-    for key, value in (row.custom or {}).items():
+    data = {"cid": cid, "type": type_, "id": id_, "team": team, "created_by_id": created_by_id,
+            "member_count": member_count}
+    for key, value in (_json(custom) or {}).items():
         data.setdefault(key, value)
     return data
 
@@ -142,7 +184,7 @@ def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str,
 
 def _resolve_receivers(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
     user_ids = [d.target_id for d in deliveries if d.kind == "user"]
-    users = {row.id: user_json(row) for row in conn.execute(select(USERS).where(USERS.c.id.in_(user_ids)))} if user_ids else {}
+    users = load_user_vars(conn, user_ids) if user_ids else {}
     for d in deliveries:
         if d.kind == "channel":
             d.cid = d.target_id
@@ -182,7 +224,7 @@ def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: l
     query = (
         select(them.c.user_id, CHANNELS.c.cid)
         .join(CHANNELS, CHANNELS.c.pk == them.c.channel_pk)
-        .where(them.c.user_id.in_([d.target_id for d in wanted]), CHANNELS.c.type == run.channel_type,
+        .where(in_values(them.c.user_id, [d.target_id for d in wanted]), CHANNELS.c.type == run.channel_type,
                CHANNELS.c.member_count == 2, sender_is_member)
     )
     found = dict(conn.execute(query).all())
@@ -192,14 +234,14 @@ def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: l
 
 def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime) -> None:
     cids = list({d.cid for d in deliveries if d.state == SENT and d.cid})
-    existing = {row.cid: row for row in conn.execute(select(CHANNELS).where(CHANNELS.c.cid.in_(cids)))} if cids else {}
+    existing = {row[1]: row for row in conn.execute(select(*_CHANNEL_COLUMNS).where(in_values(CHANNELS.c.cid, cids)))} if cids else {}
     created: dict[str, NewChannel] = {}
     for d in deliveries:
         if d.state != SENT:
             continue
         row = existing.get(d.cid)
         if row is not None:
-            d.channel_pk, d.channel = row.pk, channel_vars(row)
+            d.channel_pk, d.channel = row[0], channel_vars(*row)
         elif d.kind == "channel":
             d.give_up(SKIPPED, "unknown_channel")
         elif not run.campaign.create_channels:
@@ -236,7 +278,7 @@ def _member_ids(conn: Connection, run: CampaignRun, d: Delivery, ctx: dict[str, 
     listed = run.templates.members(ctx)
     ids = [d.target_id]
     if listed:
-        known = set(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(listed))))
+        known = set(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, listed))))
         ids += [u for u in listed if u in known]
     if run.campaign.sender_mode != "exclude":
         ids.append(run.sender_id)
@@ -255,27 +297,54 @@ def _render(run: CampaignRun, d: Delivery) -> None:
 
 # ---------------------------------------------------------------- writing
 
+_INSERT_CHANNELS = RawInsert(CHANNELS, ["pk", "cid", "type", "id", "team", "created_by_id", "member_count", "created_at",
+                                        "updated_at", "last_message_at", "custom"])
+_INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
+                                      "last_read_at"])
+_INSERT_MESSAGES = RawInsert(MESSAGES, ["id", "cid", "channel_pk", "user_id", "text", "type", "attachments", "custom",
+                                        "campaign_id", "created_at"])
+_INSERT_EVENTS = RawInsert(EVENTS, ["type", "campaign_id", "cid", "message_id", "user_id", "created_at", "payload"])
+_INSERT_PUSHES = RawInsert(PUSHES, ["campaign_id", "message_id", "user_id", "device_id", "push_provider", "created_at"])
+_INSERT_OUTBOX = RawInsert(OUTBOX, ["sink", "event_type", "campaign_id", "body", "status", "attempts",
+                                    "next_attempt_at", "last_error", "created_at"])
+
+
+@dataclass
+class _Writer:
+    """The values shared by every row of one batch, converted once for the driver."""
+
+    conn: Connection
+    run: CampaignRun
+    at: datetime
+    outbox: Outbox
+
+    def __post_init__(self) -> None:
+        self.time = db_value(self.conn, CHANNELS.c.created_at, self.at)
+        self.empty = json_text({})
+        self.attachments = json_text(self.run.campaign.message_template.get("attachments") or [])
+
 
 def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime, outbox: Outbox) -> BatchResult:
     """Write every effect of a planned batch into the caller's transaction."""
+    w = _Writer(conn, run, at, outbox)
     result = BatchResult(done=len(deliveries))
-    new_channels = _create_channels(conn, deliveries)
+    new_channels = _create_channels(w, deliveries)
     sending = [d for d in deliveries if d.state == SENT]
     for d in sending:
         if d.new_channel is not None:
             d.channel_pk = d.new_channel.pk
-    others = _other_members(conn, run, sending, new_channels)
-    messages = _messages(run, sending, at)
-    events = _events(run, sending, messages, at, outbox)
-    if messages:
-        conn.execute(MESSAGES.insert(), messages)
-    if events:
-        conn.execute(EVENTS.insert(), events)
-    _pushes(conn, run, sending, messages, at, outbox)
-    if outbox.rows:
-        conn.execute(OUTBOX.insert(), outbox.rows)
-        outbox.rows.clear()
-    _touch_channels(conn, run, sending, at)
+    others = _other_members(w, sending, new_channels)
+    messages = _messages(w, sending)
+    _INSERT_MESSAGES.execute(conn, [
+        (m["id"], m["cid"], m["channel_pk"], m["user_id"], m["text"], "regular", w.attachments, m["custom"],
+         m["campaign_id"], w.time) for m in messages])
+    _INSERT_EVENTS.execute(conn, _events(w, sending, messages))
+    _pushes(w, sending, messages)
+    _INSERT_OUTBOX.execute(conn, [
+        (r["sink"], r["event_type"], r["campaign_id"], r["body"], "pending", 0, w.time, None, w.time)
+        for r in outbox.rows])
+    outbox.rows.clear()
+    _touch_channels(w, sending)
     _record_targets(conn, run, deliveries)
     result.messages = len(messages)
     result.channels_created = len(new_channels)
@@ -288,71 +357,91 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
     return result
 
 
-def _create_channels(conn: Connection, deliveries: list[Delivery]) -> list[NewChannel]:
+def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]:
     created = list({id(d.new_channel): d.new_channel for d in deliveries
                     if d.state == SENT and d.new_channel is not None}.values())
     if not created:
         return []
-    conn.execute(CHANNELS.insert(), [c.row for c in created])
-    pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(CHANNELS.c.cid.in_([c.row["cid"] for c in created]))).all())
-    members = []
-    for channel in created:
-        channel.pk = pks[channel.row["cid"]]
-        members += [{**m, "channel_pk": channel.pk} for m in channel.members]
-    if members:
-        conn.execute(MEMBERS.insert(), members)
+    _assign_channel_pks(w, created)
+    _INSERT_CHANNELS.execute(w.conn, [
+        (c.pk, c.row["cid"], c.row["type"], c.row["id"], c.row["team"], c.row["created_by_id"], c.row["member_count"],
+         w.time, w.time, None, json_text(c.row["custom"]) if c.row["custom"] else w.empty)
+        for c in created])
+    _INSERT_MEMBERS.execute(w.conn, [
+        (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None)
+        for channel in created for m in channel.members])
     return created
 
 
-def _other_members(conn: Connection, run: CampaignRun, sending: list[Delivery], created: list[NewChannel]) -> dict[int, int]:
+def _assign_channel_pks(w: _Writer, created: list[NewChannel]) -> None:
+    """Number new channels from the largest key: the batch holds the database's write lock (BEGIN IMMEDIATE),
+    so nobody else can take these keys, and no read-back of the inserted rows is needed."""
+    if w.conn.dialect.name != "sqlite":
+        pks = list(w.conn.scalars(select(func.nextval("channels_pk_seq"))
+                                  .select_from(func.generate_series(1, len(created)))))
+    else:
+        first = (w.conn.scalar(select(func.max(CHANNELS.c.pk))) or 0) + 1
+        pks = range(first, first + len(created))
+    for channel, pk in zip(created, pks):
+        channel.pk = pk
+
+
+def _other_members(w: _Writer, sending: list[Delivery], created: list[NewChannel]) -> dict[int, int]:
     """Per channel messaged: how many members other than the sender (after `sender_mode: include` joins)."""
-    others = {c.pk: sum(1 for m in c.members if m["user_id"] != run.sender_id) for c in created}
+    sender_id = w.run.sender_id
+    others = {c.pk: sum(1 for m in c.members if m["user_id"] != sender_id) for c in created}
     existing = {d.channel_pk: d.channel for d in sending if d.new_channel is None}
     if not existing:
         return others
     pks = list(existing)
-    with_sender = set(conn.scalars(select(MEMBERS.c.channel_pk).where(
-        MEMBERS.c.user_id == run.sender_id, MEMBERS.c.channel_pk.in_(pks))))
+    with_sender = set(w.conn.scalars(select(MEMBERS.c.channel_pk).where(
+        MEMBERS.c.user_id == sender_id, in_values(MEMBERS.c.channel_pk, pks))))
     for pk, channel in existing.items():
         others[pk] = channel["member_count"] - (1 if pk in with_sender else 0)
-    if run.campaign.sender_mode == "include":
-        _sender_joins(conn, run, [pk for pk in pks if pk not in with_sender])
+    if w.run.campaign.sender_mode == "include":
+        _sender_joins(w, [pk for pk in pks if pk not in with_sender])
     return others
 
 
-def _sender_joins(conn: Connection, run: CampaignRun, pks: list[int]) -> None:
+def _sender_joins(w: _Writer, pks: list[int]) -> None:
     if not pks:
         return
-    at = run.campaign.stats_started_at
-    rows = [{"channel_pk": pk, "user_id": run.sender_id, "channel_role": "channel_member", "hidden": False,
-             "archived": False, "created_at": at, "last_read_at": None} for pk in pks]
-    insert_ignore(conn, MEMBERS, rows)
-    conn.execute(update(CHANNELS).where(CHANNELS.c.pk.in_(pks)).values(member_count=CHANNELS.c.member_count + 1))
+    rows = [{"channel_pk": pk, "user_id": w.run.sender_id, "channel_role": "channel_member", "hidden": False,
+             "archived": False, "created_at": w.at, "last_read_at": None} for pk in pks]
+    insert_ignore(w.conn, MEMBERS, rows)
+    w.conn.execute(update(CHANNELS).where(in_values(CHANNELS.c.pk, pks)).values(member_count=CHANNELS.c.member_count + 1))
 
 
-def _messages(run: CampaignRun, sending: list[Delivery], at: datetime) -> list[dict[str, Any]]:
-    attachments = run.campaign.message_template.get("attachments") or []
+def _messages(w: _Writer, sending: list[Delivery]) -> list[dict[str, Any]]:
+    run = w.run
+    campaign_id = run.campaign.id
     rows = []
     for d in sending:
         custom = run.templates.message_custom(d.context)
-        custom["campaign_id"] = run.campaign.id
+        custom["campaign_id"] = campaign_id
         rows.append({"id": f"{run.message_prefix}-{d.seq}", "cid": d.cid, "channel_pk": d.channel_pk,
-                     "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": attachments,
-                     "custom": custom, "campaign_id": run.campaign.id, "created_at": at})
+                     "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": w.attachments,
+                     "custom": custom, "campaign_id": campaign_id, "created_at": w.time})
+    for row in rows:
+        row["custom"] = json_text(row["custom"])
     return rows
 
 
-def _events(run: CampaignRun, sending: list[Delivery], messages: list[dict], at: datetime, outbox: Outbox) -> list[dict]:
-    campaign_id = run.campaign.id
-    events: list[dict] = []
+def _events(w: _Writer, sending: list[Delivery], messages: list[dict]) -> list[tuple]:
+    run, outbox = w.run, w.outbox
+    campaign_id, sender_id = run.campaign.id, run.sender_id
+    events: list[tuple] = []
     announced: set[str] = set()
+    webhook = outbox.wants_webhook
     for d, message in zip(sending, messages):
         if d.new_channel is not None and d.cid not in announced:
             announced.add(d.cid)
-            events.append(event_row(CHANNEL_CREATED, at, campaign_id, cid=d.cid, user_id=run.sender_id))
-            outbox.event(CHANNEL_CREATED, lambda d=d: _channel_created_body(run, d))
-        events.append(event_row(MESSAGE_NEW, at, campaign_id, cid=d.cid, message_id=message["id"], user_id=run.sender_id))
-        outbox.event(MESSAGE_NEW, lambda d=d, m=message: _message_new_body(run, d, m))
+            events.append((CHANNEL_CREATED, campaign_id, d.cid, None, sender_id, w.time, w.empty))
+            if webhook:
+                outbox.event(CHANNEL_CREATED, lambda d=d: _channel_created_body(run, d))
+        events.append((MESSAGE_NEW, campaign_id, d.cid, message["id"], sender_id, w.time, w.empty))
+        if webhook:
+            outbox.event(MESSAGE_NEW, lambda d=d, m=message: _message_new_body(run, d, m, w.at))
     return events
 
 
@@ -365,50 +454,49 @@ def _channel_created_body(run: CampaignRun, d: Delivery) -> dict[str, Any]:
             "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
 
 
-def _message_new_body(run: CampaignRun, d: Delivery, message: dict[str, Any]) -> dict[str, Any]:
+def _message_new_body(run: CampaignRun, d: Delivery, message: dict[str, Any], at: datetime) -> dict[str, Any]:
     kind, _, channel_id = (d.cid or "").partition(":")
     body = {"id": message["id"], "cid": d.cid, "text": message["text"], "type": "regular",
-            "user": {"id": run.sender_id, "name": run.sender.get("name")}, "attachments": message["attachments"],
-            "created_at": to_json(message["created_at"])}
-    body.update(message["custom"])
+            "user": {"id": run.sender_id, "name": run.sender.get("name")},
+            "attachments": run.campaign.message_template.get("attachments") or [], "created_at": to_json(at)}
+    body.update(json.loads(message["custom"]))
     return {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
             "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
 
 
-def _pushes(conn: Connection, run: CampaignRun, sending: list[Delivery], messages: list[dict], at: datetime,
-            outbox: Outbox) -> None:
+def _pushes(w: _Writer, sending: list[Delivery], messages: list[dict]) -> None:
     """Push records for members other than the sender who have devices (unless skip_push)."""
+    run = w.run
     if run.campaign.skip_push or not sending:
         return
     pks = list({d.channel_pk for d in sending})
     devices: dict[int, list[tuple[str, list]]] = {}
-    query = (select(MEMBERS.c.channel_pk, USERS.c.id, USERS.c.devices)
+    query = (select(MEMBERS.c.channel_pk, USERS.c.id, type_coerce(USERS.c.devices, String))
              .join(USERS, USERS.c.id == MEMBERS.c.user_id)
-             .where(MEMBERS.c.channel_pk.in_(pks), MEMBERS.c.user_id != run.sender_id,
+             .where(in_values(MEMBERS.c.channel_pk, pks), MEMBERS.c.user_id != run.sender_id,
                     func.json_array_length(USERS.c.devices) > 0))
-    for channel_pk, user_id, user_devices in conn.execute(query):
-        devices.setdefault(channel_pk, []).append((user_id, user_devices))
-    if not devices:
-        return
+    for channel_pk, user_id, user_devices in w.conn.execute(query):
+        devices.setdefault(channel_pk, []).append((user_id, _json(user_devices)))
     rows = []
     for d, message in zip(sending, messages):
         for user_id, user_devices in devices.get(d.channel_pk, ()):
             for device in user_devices:
-                rows.append({"campaign_id": run.campaign.id, "message_id": message["id"], "user_id": user_id,
-                             "device_id": device["id"], "push_provider": device.get("push_provider"), "created_at": at})
-                outbox.push({"type": "push", "message_id": message["id"], "cid": d.cid, "user_id": user_id,
-                             "device_id": device["id"], "push_provider": device.get("push_provider"),
-                             "text": message["text"], "sender_id": run.sender_id, "campaign_id": run.campaign.id})
-    conn.execute(PUSHES.insert(), rows)
+                rows.append((run.campaign.id, message["id"], user_id, device["id"], device.get("push_provider"),
+                             w.time))
+                w.outbox.push({"type": "push", "message_id": message["id"], "cid": d.cid, "user_id": user_id,
+                               "device_id": device["id"], "push_provider": device.get("push_provider"),
+                               "text": message["text"], "sender_id": run.sender_id, "campaign_id": run.campaign.id})
+    _INSERT_PUSHES.execute(w.conn, rows)
 
 
-def _touch_channels(conn: Connection, run: CampaignRun, sending: list[Delivery], at: datetime) -> None:
+def _touch_channels(w: _Writer, sending: list[Delivery]) -> None:
     pks = list({d.channel_pk for d in sending})
     if not pks:
         return
-    conn.execute(update(CHANNELS).where(CHANNELS.c.pk.in_(pks)).values(last_message_at=at, updated_at=at))
-    if run.campaign.show_channels:
-        conn.execute(update(MEMBERS).where(MEMBERS.c.channel_pk.in_(pks), MEMBERS.c.hidden.is_(True)).values(hidden=False))
+    w.conn.execute(update(CHANNELS).where(in_values(CHANNELS.c.pk, pks)).values(last_message_at=w.at, updated_at=w.at))
+    if w.run.campaign.show_channels:
+        w.conn.execute(update(MEMBERS).where(in_values(MEMBERS.c.channel_pk, pks), MEMBERS.c.hidden.is_(True))
+                       .values(hidden=False))
 
 
 def _record_targets(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:

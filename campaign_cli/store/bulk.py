@@ -1,12 +1,15 @@
-"""Bulk statements that differ by dialect: upsert and insert-or-ignore, for SQLite and PostgreSQL."""
+"""Bulk statements for SQLite and PostgreSQL: upsert, insert-or-ignore, raw inserts and JSON-parameter IN."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Boolean, Connection, Integer, String, Table, TypeDecorator, bindparam
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -41,3 +44,74 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+class RawInsert:
+    """An INSERT compiled once per dialect and executed with DB-ready tuples.
+
+    SQLAlchemy's per-row parameter processing (type processors, JSON serialisation) costs more
+    than SQLite's own insert in the sender's hot path; the values given here are already what
+    the driver takes (see `db_value`), so the rows go straight to the driver's executemany.
+    Rows are tuples in the order of `columns`, which must follow the table's column order.
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str]):
+        in_table_order = [c.name for c in table.columns if c.name in columns]
+        if in_table_order != list(columns):
+            raise ValueError(f"RawInsert({table.name}): list columns in table order: {in_table_order}")
+        self.table = table
+        self.columns = list(columns)
+        self._compiled: dict[str, tuple[str, bool]] = {}
+
+    def execute(self, conn: Connection, rows: list[tuple]) -> None:
+        """Insert `rows` (tuples of DB-ready values, in the order of `columns`)."""
+        if not rows:
+            return
+        sql, positional = self._statement(conn)
+        conn.exec_driver_sql(sql, rows if positional else [dict(zip(self.columns, row)) for row in rows])
+
+    def _statement(self, conn: Connection) -> tuple[str, bool]:
+        name = conn.dialect.name
+        if name not in self._compiled:
+            stmt = self.table.insert().values({c: bindparam(c) for c in self.columns})
+            compiled = stmt.compile(dialect=conn.dialect)
+            if compiled.positional and list(compiled.positiontup) != self.columns:
+                raise ValueError(f"RawInsert({self.table.name}): unexpected parameter order {compiled.positiontup}")
+            self._compiled[name] = (str(compiled), compiled.positional)
+        return self._compiled[name]
+
+
+def db_value(conn: Connection, column: Any, value: Any) -> Any:
+    """`value` as the driver takes it for `column` (e.g. a time or a JSON document), processed once."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    if isinstance(column.type, TypeDecorator):
+        value = column.type.process_bind_param(value, conn.dialect)
+    return processor(value) if processor else value
+
+
+class in_values(FunctionElement):
+    """`column IN (values…)` with the values sent as one JSON parameter.
+
+    An ordinary IN list of thousands of values is re-rendered by SQLAlchemy on every execution,
+    which in the sender's hot path cost more than the lookups themselves.
+    """
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, column: Any, values: Iterable[Any]):
+        super().__init__(column, bindparam(None, json.dumps(list(values)), type_=String()))
+
+
+@compiles(in_values, "sqlite")
+def _in_values_sqlite(element: in_values, compiler: Any, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(in_values, "postgresql")
+def _in_values_postgresql(element: in_values, compiler: Any, **kw: Any) -> str:
+    column_clause = list(element.clauses)[0]
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    sql_type = "BIGINT" if isinstance(column_clause.type, Integer) else "TEXT"
+    return f"{column} IN (SELECT CAST(json_array_elements_text(CAST({values} AS json)) AS {sql_type}))"
