@@ -1,7 +1,252 @@
-"""Sending commands on the root: start, stop, resume, run, send; and `messages` / `events` listings."""
+"""Sending commands on the root (start, stop, resume, run, send, preview) and the `messages` / `events` listings."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress as RichProgress
+
+from campaign_cli import history
+from campaign_cli import preview as preview_service
+from campaign_cli.campaigns import campaign_json, get_campaign_row
+from campaign_cli.cli.context import app_context
+from campaign_cli.cli.output import JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say, stderr, table
+from campaign_cli.errors import Conflict, Interrupted
+from campaign_cli.sending import control
+from campaign_cli.sending.loop import BUSY, INTERRUPTED, Progress, Sender, delivering_events
+from campaign_cli.sending.send_file import send_file
+from campaign_cli.store.engine import reading
+from campaign_cli.timeutil import parse_time
+
+RateOption = Annotated[float | None, typer.Option("--rate", help="Messages per second at most [config sending.rate].")]
+BatchOption = Annotated[int | None, typer.Option("--batch-size", help="Targets per transaction [config sending.batch_size].")]
+DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+
+messages_app = typer.Typer(no_args_is_help=True)
+events_app = typer.Typer(no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add the sending commands to the root app."""
+    app.command("start")(start)
+    app.command("stop")(stop)
+    app.command("resume")(resume)
+    app.command("run")(run)
+    app.command("send")(send)
+    app.command("preview")(preview)
+    app.add_typer(messages_app, name="messages", help="List messages the campaigns sent.")
+    app.add_typer(events_app, name="events", help="List the events the campaigns emitted.")
+
+
+def start(
+    ctx: typer.Context,
+    campaign_id: IdArg,
+    at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time instead of now.")] = None,
+    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time.")] = None,
+    detach: DetachOption = False,
+    rate: RateOption = None,
+    batch_size: BatchOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a draft campaign now and send it in the foreground, or schedule it with --at."""
+    state = app_context(ctx)
+    when = parse_time(at, "--at") if at else None
+    until = parse_time(stop_at, "--stop-at") if stop_at else None
+    status = control.start(state.engine, state.settings, campaign_id, when, until)
+    if status == "scheduled" or detach:
+        say(f"campaign {campaign_id} is {status}" + (f" for {at}" if status == "scheduled" else ""))
+        _print_campaign(ctx, campaign_id, as_json)
+        return
+    _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
+
+
+def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) -> None:
+    """Stop a scheduled or running campaign (a running sender stops within one batch)."""
+    state = app_context(ctx)
+    control.stop(state.engine, state.settings, campaign_id)
+    say(f"campaign {campaign_id} stopped")
+    _print_campaign(ctx, campaign_id, as_json)
+
+
+def resume(
+    ctx: typer.Context,
+    campaign_id: IdArg,
+    detach: DetachOption = False,
+    rate: RateOption = None,
+    batch_size: BatchOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue a stopped campaign with the targets not yet done, in the foreground."""
+    state = app_context(ctx)
+    control.resume(state.engine, state.settings, campaign_id)
+    if detach:
+        say(f"campaign {campaign_id} is in_progress")
+        _print_campaign(ctx, campaign_id, as_json)
+        return
+    _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
+
+
+def run(
+    ctx: typer.Context,
+    campaign_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Campaigns to send (default: every due one).")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep polling for due campaigns until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --watch.")] = 5.0,
+    rate: RateOption = None,
+    batch_size: BatchOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."""
+    state = app_context(ctx)
+    while True:
+        due = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
+        if campaign_ids:
+            _refuse_busy(ctx, [c for c in campaign_ids if c not in due])
+        if due or not watch:
+            _send_in_foreground(ctx, due, rate, batch_size, as_json and not watch, explicit=bool(campaign_ids))
+        if not watch:
+            return
+        woken = threading.Event()
+        with _interruptible(woken.set):
+            if woken.wait(interval):
+                raise Interrupted("interrupted while waiting for due campaigns; nothing was in hand")
+
+
+def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
+    engine = app_context(ctx).engine
+    for campaign_id in not_ready:
+        with reading(engine) as conn:
+            row = get_campaign_row(conn, campaign_id)
+        holder = control.lease_holder(engine, campaign_id)
+        if holder is not None:
+            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})")
+        if row.status not in ("in_progress", "completed"):
+            raise Conflict(f"campaign {campaign_id!r} is {row.status}: nothing to send")
+
+
+def send(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="Campaign definition YAML.")],
+    rate: RateOption = None,
+    batch_size: BatchOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create, start and send a campaign in one step; once it has completed, running it again sends nothing."""
+    state = app_context(ctx)
+    campaign_id, todo = send_file(state.engine, state.settings, file)
+    if not todo:
+        say(f"campaign {campaign_id} already completed; nothing to send")
+        _print_campaign(ctx, campaign_id, as_json)
+        return
+    _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
+
+
+def preview(
+    ctx: typer.Context,
+    campaign_id: IdArg,
+    limit: Annotated[int, typer.Option("--limit", help="How many targets to render.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Render the first N targets' messages without writing anything."""
+    items = preview_service.preview(app_context(ctx).engine, campaign_id, limit)
+    if as_json:
+        emit_json({"campaign_id": campaign_id, "targets": items})
+        return
+    table(["target", "kind", "channel", "action", "text", "missing"],
+          ([i["target_id"], i["kind"], i["cid"], i["action"], i["text"], ", ".join(i["missing_fields"])] for i in items))
+
+
+@messages_app.command("list")
+def messages_list(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign's messages.")] = None,
+    limit: LimitOption = 100,
+    next_: NextOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List messages, oldest first."""
+    items, nxt = history.list_messages(app_context(ctx).engine, campaign, limit, next_)
+    print_page(items, nxt, "messages", as_json, ["id", "cid", "user_id", "text", "created_at"])
+
+
+@events_app.command("list")
+def events_list(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign's events.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only events of this type, e.g. message.new.")] = None,
+    limit: LimitOption = 100,
+    next_: NextOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List events in the order they were emitted."""
+    items, nxt = history.list_events(app_context(ctx).engine, campaign, type_, limit, next_)
+    print_page(items, nxt, "events", as_json, ["type", "campaign_id", "cid", "message_id", "created_at"])
+
+
+# ---------------------------------------------------------------- the foreground sender
+
+
+@contextmanager
+def _interruptible(on_signal: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) call `on_signal` (finish the batch in hand) instead of killing the process."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: on_signal())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float | None, batch_size: int | None,
+                        as_json: bool, explicit: bool) -> None:
+    state = app_context(ctx)
+    with _progress_bar() as on_progress:
+        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=on_progress)
+        with _interruptible(sender.interrupt), delivering_events(state.engine, state.settings):
+            outcomes = [(campaign_id, sender.send(campaign_id)) for campaign_id in campaign_ids]
+    for campaign_id, outcome in outcomes:
+        if outcome == BUSY and explicit:
+            raise Conflict(f"campaign {campaign_id!r} is being sent by another process")
+        _print_campaign(ctx, campaign_id, as_json)
+    if any(outcome == INTERRUPTED for _, outcome in outcomes):
+        raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    """A Rich progress bar (done/total, rate, ETA) on a terminal; nothing otherwise."""
+    if not stderr.is_terminal:
+        yield lambda p: None
+        return
+    tasks: dict[str, Any] = {}
+    started = time.monotonic()
+    with RichProgress(*count_progress_columns(), console=stderr) as bar:
+        def on_progress(p: Progress) -> None:
+            if p.campaign_id not in tasks:
+                tasks[p.campaign_id] = bar.add_task(p.campaign_id, total=p.total or 1, rate="")
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(tasks[p.campaign_id], completed=p.done, total=p.total or 1,
+                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped} skipped · {p.failed} failed")
+        yield on_progress
+
+
+def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:
+    with reading(app_context(ctx).engine) as conn:
+        data = campaign_json(get_campaign_row(conn, campaign_id))
+    if as_json:
+        emit_json(data)
+        return
+    stats = data["stats"]
+    table(["campaign", "status", "targets", "messages", "channels created", "users sent", "skipped", "failed"],
+          [[data["id"], data["status"], stats["stats_targets"], stats["stats_messages_sent"],
+            stats["stats_channels_created"], stats["stats_users_sent"],
+            ", ".join(f"{k}: {v}" for k, v in stats["stats_skipped"].items()) or "0", stats["stats_failed"]]])
