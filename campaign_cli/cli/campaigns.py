@@ -1,7 +1,164 @@
-"""Campaign commands on the root: create, get, status, update, delete, list, validate, preview."""
+"""Campaign commands on the root: create, get, status, update, delete, list, validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from campaign_cli import campaigns as service
+from campaign_cli.cli.context import engine_of
+from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
+from campaign_cli.errors import UsageError
+from campaign_cli.filters import parse_filter_text
+from campaign_cli.timeutil import parse_time, to_local
+
+FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add the campaign commands to the root app."""
+    for command in (create, get, status, update, delete, list_, validate):
+        app.command(command.__name__.rstrip("_"))(command)
+
+
+def create(
+    ctx: typer.Context,
+    file: FileOption = None,
+    campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", help="sender_id: the user the messages come from.")] = None,
+    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).")] = None,
+    users: Annotated[list[str] | None, typer.Option("--user", help="A user id (repeatable).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="message_template.text (a template).")] = None,
+    create_channels: Annotated[bool, typer.Option("--create-channels", help="Create missing channels.")] = False,
+    channel_type: Annotated[str | None, typer.Option("--channel-type", help="channel_template.type.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create draft campaigns from a YAML file (-f), or one from flags.
+
+    --json prints the campaign, or {"campaigns": [...]} for a file with a `campaigns:` list.
+    """
+    flags = _spec_from_flags(campaign_id, name, sender, segments, users, text, create_channels, channel_type)
+    if file is not None and flags:
+        raise UsageError("give either -f FILE or field flags (--sender, --text, …), not both")
+    if file is None and not flags:
+        raise UsageError("give -f FILE or field flags (--sender, --text, --segment or --user, …)")
+    specs, listed = service.load_campaign_file(file) if file is not None else ([("command line", flags)], False)
+    created = service.create_campaigns(engine_of(ctx), specs)
+    if as_json:
+        emit_json({"campaigns": created} if listed else created[0])
+        return
+    for campaign in created:
+        print(campaign["id"])
+        say(f"created campaign {campaign['id']!r} ({campaign['name'] or 'no name'}) as a draft")
+
+
+def _spec_from_flags(campaign_id: str | None, name: str | None, sender: str | None, segments: list[str] | None,
+                     users: list[str] | None, text: str | None, create_channels: bool,
+                     channel_type: str | None) -> dict[str, Any]:
+    """A definition holding only the fields given as flags."""
+    spec: dict[str, Any] = {"id": campaign_id, "name": name, "sender_id": sender,
+                            "segment_ids": segments or None, "user_ids": users or None,
+                            "create_channels": create_channels or None}
+    if text is not None:
+        spec["message_template"] = {"text": text}
+    if channel_type is not None:
+        spec["channel_template"] = {"type": channel_type}
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
+    """Show a campaign: every field and its stats."""
+    emit_json(service.get_campaign(engine_of(ctx), campaign_id))
+
+
+def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
+    """Show a campaign's status, progress and counts (compact; --json for the full object)."""
+    campaign = service.get_campaign(engine_of(ctx), campaign_id)
+    if as_json:
+        emit_json(campaign)
+        return
+    stdout.print(_status_view(campaign))
+
+
+def _status_view(campaign: dict[str, Any]) -> Table:
+    stats = campaign["stats"]
+    view = Table.grid(padding=(0, 2))
+    view.add_column(style="bold")
+    view.add_column()
+    view.add_row("campaign", f"{campaign['id']}" + (f"  {campaign['name']}" if campaign["name"] else ""))
+    view.add_row("status", campaign["status"])
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=1.0, completed=stats["progress"], width=40), f"{stats['progress']:.0%}")
+    view.add_row("progress", bar)
+    view.add_row("counts", f"targets {stats['stats_targets']} · sent {stats['stats_messages_sent']} · "
+                           f"skipped {sum(stats['stats_skipped'].values())} · failed {stats['stats_failed']} · "
+                           f"read {stats['stats_users_read']}")
+    for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
+                         ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
+                         ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
+        view.add_row(label, _local(value))
+    return view
+
+
+def _local(value: str | None) -> str:
+    return to_local(parse_time(value, "time")) if value else "-"
+
+
+def update(ctx: typer.Context, campaign_id: IdArgument,
+           file: Annotated[Path, typer.Option("--file", "-f", help="YAML with the fields to change.")],
+           as_json: JsonOption = False) -> None:
+    """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
+    where, spec = service.load_one_campaign(file)
+    campaign = service.update_campaign(engine_of(ctx), campaign_id, spec, where)
+    if as_json:
+        emit_json(campaign)
+    else:
+        say(f"updated campaign {campaign_id!r}")
+
+
+def delete(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
+    """Delete a campaign that is not in progress."""
+    service.delete_campaign(engine_of(ctx), campaign_id)
+    if as_json:
+        emit_json({"deleted": campaign_id})
+    else:
+        say(f"deleted campaign {campaign_id!r}")
+
+
+def list_(
+    ctx: typer.Context,
+    filter_: FilterOption = None,
+    sort: Annotated[list[str] | None, typer.Option("--sort", help="field or -field, repeatable [default: -created_at].")] = None,
+    limit: LimitOption = 100,
+    next_: NextOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List campaigns: --filter on id, name, sender_id, status, created_at, updated_at, segments."""
+    items, nxt = service.list_campaigns(engine_of(ctx), parse_filter_text(filter_), sort or ["-created_at"], limit, next_)
+    if as_json:
+        emit_json({"campaigns": items, "next": nxt})
+        return
+    table(["id", "name", "status", "sender_id", "targets", "progress", "created_at"],
+          ([c["id"], c["name"], c["status"], c["sender_id"], _targets(c), f"{c['stats']['progress']:.0%}",
+            _local(c["created_at"])] for c in items))
+    if nxt:
+        say(f"next: {nxt}")
+
+
+def _targets(campaign: dict[str, Any]) -> str:
+    if campaign["segment_ids"]:
+        return "segments " + ", ".join(campaign["segment_ids"])
+    return f"{len(campaign['user_ids'])} user ids"
+
+
+def validate(ctx: typer.Context,
+             files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="YAML definition files.")]) -> None:
+    """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
+    checked = service.validate_files(engine_of(ctx), files)
+    say(f"ok: {checked} campaign definitions in {len(files)} files are valid")

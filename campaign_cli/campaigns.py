@@ -1,0 +1,544 @@
+"""Campaign definitions (SPEC §1, §2, §7): validation, create, update, delete, get, list, and their JSON.
+
+Sending (start, stop, resume, run, preview) lives in `campaign_cli.sending`; the status
+changes themselves go through `campaign_cli.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+
+from campaign_cli import lifecycle
+from campaign_cli.definitions import load_definitions
+from campaign_cli.errors import Conflict, InvalidInput, InvalidInputs, NotFound
+from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
+from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.store.bulk import chunked
+from campaign_cli.store.engine import reading, writing
+from campaign_cli.store.models import Campaign, ChannelMember, Message, Segment, User
+from campaign_cli.templates import check_templates
+from campaign_cli.timeutil import now, parse_time, to_json
+
+CAMPAIGNS = Campaign.__table__
+SEGMENTS = Segment.__table__
+USERS = User.__table__
+MESSAGES = Message.__table__
+MEMBERS = ChannelMember.__table__
+
+MAX_ID = 255
+MAX_SEGMENTS = 25
+MAX_USER_IDS = 1000
+MAX_ATTACHMENTS = 30
+MAX_MEMBERS = 1000
+MAX_PAGE = 100
+SENDER_MODES = ("include", "exclude")
+SENDER_VISIBILITIES = ("hidden", "archived")
+
+DEFINITION_KEYS = frozenset({
+    "id", "name", "description", "segment_ids", "user_ids", "sender_id", "sender_mode", "sender_visibility",
+    "message_template", "create_channels", "channel_template", "show_channels", "skip_push", "skip_webhook",
+    "scheduled_for", "stop_at",
+})
+READ_ONLY_KEYS = frozenset({"status", "stats", "created_at", "updated_at"})
+MESSAGE_TEMPLATE_KEYS = frozenset({"text", "attachments", "custom"})
+CHANNEL_TEMPLATE_KEYS = frozenset({"type", "id", "team", "custom", "members", "members_template"})
+FLAGS = ("create_channels", "show_channels", "skip_push", "skip_webhook")
+TIMES = ("scheduled_for", "stop_at")
+
+CAMPAIGN_FILTER = FilterSchema(
+    name="campaigns",
+    fields={
+        "id": FieldSpec(CAMPAIGNS.c.id, "string", nullable=False),
+        "name": FieldSpec(CAMPAIGNS.c.name, "string", nullable=False),
+        "sender_id": FieldSpec(CAMPAIGNS.c.sender_id, "string", nullable=False),
+        "status": FieldSpec(CAMPAIGNS.c.status, "string", nullable=False),
+        "created_at": FieldSpec(CAMPAIGNS.c.created_at, "time", nullable=False),
+        "updated_at": FieldSpec(CAMPAIGNS.c.updated_at, "time", nullable=False),
+        "segments": FieldSpec(CAMPAIGNS.c.segment_ids, "list", ops=frozenset({"$contains", "$in"})),
+    },
+)
+SORTABLE = {name: CAMPAIGN_FILTER.fields[name].column
+            for name in ("id", "name", "sender_id", "status", "created_at", "updated_at")}
+TIME_SORTS = frozenset({"created_at", "updated_at"})
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def campaign_json(row: Any, users_read: int | None = None) -> dict[str, Any]:
+    """A campaign as SPEC §1 JSON, with the `stats` object of SPEC §4.
+
+    `users_read` is counted by `users_read()`; 0 when not given.
+    """
+    return {
+        "id": row.id, "name": row.name, "description": row.description,
+        "segment_ids": row.segment_ids, "user_ids": row.user_ids, "sender_id": row.sender_id,
+        "sender_mode": row.sender_mode, "sender_visibility": row.sender_visibility,
+        "message_template": row.message_template, "create_channels": row.create_channels,
+        "channel_template": row.channel_template, "show_channels": row.show_channels,
+        "skip_push": row.skip_push, "skip_webhook": row.skip_webhook,
+        "scheduled_for": to_json(row.scheduled_for), "stop_at": to_json(row.stop_at),
+        "status": row.status,
+        "stats": _stats_json(row, users_read or 0),
+        "created_at": to_json(row.created_at), "updated_at": to_json(row.updated_at),
+    }
+
+
+def _stats_json(row: Any, users_read: int) -> dict[str, Any]:
+    return {
+        "progress": _progress(row),
+        "stats_started_at": to_json(row.stats_started_at),
+        "stats_completed_at": to_json(row.stats_completed_at),
+        "stats_messages_sent": row.stats_messages_sent,
+        "stats_channels_created": row.stats_channels_created,
+        "stats_users_sent": row.stats_users_sent,
+        "stats_users_read": users_read,
+        "stats_targets": row.stats_targets,
+        "stats_skipped": dict(row.stats_skipped or {}),
+        "stats_failed": row.stats_failed,
+    }
+
+
+def _progress(row: Any) -> float:
+    if row.status == lifecycle.COMPLETED:
+        return 1.0
+    if not row.stats_targets:
+        return 0.0
+    return min(row.stats_done / row.stats_targets, 1.0)
+
+
+def users_read(conn: Connection, campaign_row: Any) -> int:
+    """How many (message of this campaign, member other than its sender) pairs have been read."""
+    return users_read_by_campaign(conn, [campaign_row.id]).get(campaign_row.id, 0)
+
+
+def users_read_by_campaign(conn: Connection, campaign_ids: list[str]) -> dict[str, int]:
+    """`users_read` for several campaigns in one query."""
+    if not campaign_ids:
+        return {}
+    query = (
+        select(MESSAGES.c.campaign_id, func.count())
+        .join(MEMBERS, MEMBERS.c.channel_pk == MESSAGES.c.channel_pk)
+        .where(MESSAGES.c.campaign_id.in_(campaign_ids), MEMBERS.c.user_id != MESSAGES.c.user_id,
+               MEMBERS.c.last_read_at >= MESSAGES.c.created_at)
+        .group_by(MESSAGES.c.campaign_id)
+    )
+    return dict(conn.execute(query).all())
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_spec(conn: Connection, spec: dict, where: str) -> list[str]:
+    """Every problem of one campaign definition (keys, types, rules, templates, references), each prefixed by `where`."""
+    problems: list[str] = []
+    _check_keys(spec, problems)
+    _check_scalars(spec, problems)
+    kinds, certain = _check_targets(conn, spec, problems)
+    _check_sender(conn, spec, problems)
+    _check_message_template(spec.get("message_template"), problems)
+    _check_channel_template(spec, kinds, problems)
+    _check_times(spec, problems)
+    if isinstance(spec.get("message_template"), dict):
+        possible = kinds if certain else kinds | {"user"}
+        problems.extend(check_templates(spec["message_template"], spec.get("channel_template"), possible))
+    return [f"{where}: {p}" for p in problems]
+
+
+def _check_keys(spec: dict, problems: list[str]) -> None:
+    for key in spec:
+        if key == "status":
+            problems.append("status: a definition cannot set the status (a new campaign is a draft; use start/stop)")
+        elif key in READ_ONLY_KEYS:
+            problems.append(f"{key}: set by campaign, not by a definition")
+        elif key not in DEFINITION_KEYS:
+            problems.append(f"unknown key {key!r}")
+
+
+def _check_scalars(spec: dict, problems: list[str]) -> None:
+    if "id" in spec:
+        _check_id_string(spec["id"], "id", problems)
+    for key in ("name", "description"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            problems.append(f"{key}: must be a string")
+    for key in FLAGS:
+        if spec.get(key) is not None and not isinstance(spec[key], bool):
+            problems.append(f"{key}: must be true or false, got {spec[key]!r}")
+    _check_choice(spec, "sender_mode", SENDER_MODES, problems)
+    _check_choice(spec, "sender_visibility", SENDER_VISIBILITIES, problems)
+
+
+def _check_id_string(value: Any, field: str, problems: list[str]) -> bool:
+    if not isinstance(value, str) or not value:
+        problems.append(f"{field}: must be a non-empty string")
+        return False
+    if len(value) > MAX_ID:
+        problems.append(f"{field}: longer than {MAX_ID} characters")
+        return False
+    return True
+
+
+def _check_choice(spec: dict, key: str, choices: tuple[str, ...], problems: list[str]) -> None:
+    value = spec.get(key)
+    if value is not None and value not in choices:
+        problems.append(f"{key}: must be {', '.join(choices)} or null, got {value!r}")
+
+
+def _id_list(spec: dict, key: str, problems: list[str]) -> list[str] | None:
+    """The list under `key` ([] when absent), or None when it is not a list of id strings."""
+    value = spec.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be a list")
+        return None
+    valid = [_check_id_string(v, f"{key}[{i}]", problems) for i, v in enumerate(value)]
+    return value if all(valid) else None
+
+
+def _check_targets(conn: Connection, spec: dict, problems: list[str]) -> tuple[set[str], bool]:
+    """Check segment_ids / user_ids; return the target kinds and whether they are known for sure."""
+    segment_ids = _id_list(spec, "segment_ids", problems)
+    user_ids = _id_list(spec, "user_ids", problems)
+    if segment_ids is None or user_ids is None:
+        return set(), False
+    if segment_ids and user_ids:
+        problems.append("segment_ids, user_ids: give exactly one of them, not both")
+    elif not segment_ids and not user_ids:
+        problems.append("segment_ids, user_ids: give one of them (the campaign has no targets)")
+        return set(), False
+    if len(user_ids) > MAX_USER_IDS:
+        problems.append(f"user_ids: at most {MAX_USER_IDS:,} user ids, got {len(user_ids):,}")
+    kinds = {"user"} if user_ids else set()
+    if segment_ids:
+        segment_kinds, certain = _check_segments(conn, segment_ids, problems)
+        return kinds | segment_kinds, certain
+    return kinds, True
+
+
+def _check_segments(conn: Connection, segment_ids: list[str], problems: list[str]) -> tuple[set[str], bool]:
+    if len(segment_ids) > MAX_SEGMENTS:
+        problems.append(f"segment_ids: at most {MAX_SEGMENTS} segments, got {len(segment_ids)}")
+    found = {row.id: row for chunk in chunked(set(segment_ids), 1000) for row in conn.execute(
+        select(SEGMENTS.c.id, SEGMENTS.c.type, SEGMENTS.c.deleted_at).where(SEGMENTS.c.id.in_(chunk)))}
+    kinds: set[str] = set()
+    for segment_id in dict.fromkeys(segment_ids):
+        row = found.get(segment_id)
+        if row is None:
+            problems.append(f"segment_ids: segment {segment_id!r} not found")
+        elif row.deleted_at is not None:
+            problems.append(f"segment_ids: segment {segment_id!r} is deleted")
+        else:
+            kinds.add(row.type)
+    return kinds, all(segment_id in found for segment_id in segment_ids)
+
+
+def _check_sender(conn: Connection, spec: dict, problems: list[str]) -> None:
+    sender_id = spec.get("sender_id")
+    if sender_id is None:
+        problems.append("sender_id: required")
+    elif _check_id_string(sender_id, "sender_id", problems):
+        if conn.scalar(select(USERS.c.pk).where(USERS.c.id == sender_id)) is None:
+            problems.append(f"sender_id: user {sender_id!r} not found")
+
+
+def _check_message_template(template: Any, problems: list[str]) -> None:
+    if template is None:
+        problems.append("message_template: required")
+        return
+    if not isinstance(template, dict):
+        problems.append("message_template: must be a mapping with text, attachments and custom")
+        return
+    _check_sub_keys(template, MESSAGE_TEMPLATE_KEYS, "message_template", problems)
+    text = template.get("text")
+    if text is None or text == "":
+        problems.append("message_template.text: required")
+    elif not isinstance(text, str):
+        problems.append("message_template.text: must be a string")
+    attachments = template.get("attachments")
+    if attachments is not None:
+        if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
+            problems.append("message_template.attachments: must be a list of mappings")
+        elif len(attachments) > MAX_ATTACHMENTS:
+            problems.append(f"message_template.attachments: at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
+    custom = _check_mapping(template, "custom", "message_template.custom", problems)
+    if custom and "campaign_id" in custom:
+        problems.append("message_template.custom.campaign_id: set by campaign on every message")
+
+
+def _check_sub_keys(obj: dict, allowed: frozenset[str], field: str, problems: list[str]) -> None:
+    for key in obj:
+        if key not in allowed:
+            problems.append(f"{field}: unknown key {key!r}")
+
+
+def _check_mapping(obj: dict, key: str, field: str, problems: list[str]) -> dict | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, dict):
+        problems.append(f"{field}: must be a mapping")
+        return None
+    return value
+
+
+def _check_channel_template(spec: dict, kinds: set[str], problems: list[str]) -> None:
+    template = spec.get("channel_template")
+    if template is None:
+        if spec.get("create_channels") is True and "user" in kinds:
+            problems.append("channel_template: required when create_channels is true and the campaign targets users")
+        return
+    if not isinstance(template, dict):
+        problems.append("channel_template: must be a mapping")
+        return
+    _check_sub_keys(template, CHANNEL_TEMPLATE_KEYS, "channel_template", problems)
+    if not template.get("type"):
+        problems.append("channel_template.type: required")
+    for key in ("type", "id", "team"):
+        if template.get(key) is not None and not isinstance(template[key], str):
+            problems.append(f"channel_template.{key}: must be a string")
+    _check_mapping(template, "custom", "channel_template.custom", problems)
+    _check_members(template, problems)
+
+
+def _check_members(template: dict, problems: list[str]) -> None:
+    if template.get("members") is not None and template.get("members_template") is not None:
+        problems.append("channel_template: members and members_template are exclusive; give one of them")
+    for key in ("members", "members_template"):
+        value = template.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            problems.append(f"channel_template.{key}: must be a list of non-empty strings")
+        elif len(value) > MAX_MEMBERS:
+            problems.append(f"channel_template.{key}: at most {MAX_MEMBERS:,} members, got {len(value):,}")
+
+
+def _check_times(spec: dict, problems: list[str]) -> None:
+    times = {}
+    for key in TIMES:
+        if spec.get(key) is None:
+            continue
+        try:
+            times[key] = parse_time(spec[key], key)
+        except InvalidInput as exc:
+            problems.append(str(exc))
+    if len(times) == 2 and times["stop_at"] <= times["scheduled_for"]:
+        problems.append("stop_at: must be after scheduled_for")
+
+
+# ---------------------------------------------------------------- files
+
+
+def load_campaign_file(path: Path) -> tuple[list[tuple[str, dict]], bool]:
+    """The campaign definitions a YAML file holds, each with its `where`, and whether they came as a
+    `campaigns:` list (rather than one object)."""
+    definitions = load_definitions(path, "campaigns")
+    if not definitions:
+        raise InvalidInput(f"{path}: holds no campaign definitions")
+    # load_definitions labels a file's single object with the bare path, and list items with their index.
+    return definitions, definitions[0][0] != str(path)
+
+
+def load_one_campaign(path: Path) -> tuple[str, dict]:
+    """The single campaign definition of a file (for `update`)."""
+    definitions, _ = load_campaign_file(path)
+    if len(definitions) != 1:
+        raise InvalidInput(f"{path}: update takes one campaign definition, the file holds {len(definitions)}")
+    return definitions[0]
+
+
+def validate_files(engine: Engine, paths: list[Path]) -> int:
+    """Check every definition in `paths` against the database, writing nothing; returns how many were checked.
+
+    Every problem of every file is reported at once (exit 3).
+    """
+    problems: list[str] = []
+    definitions: list[tuple[str, dict]] = []
+    for path in paths:
+        try:
+            definitions.extend(load_campaign_file(path)[0])
+        except InvalidInput as exc:
+            problems.append(str(exc))
+    with reading(engine) as conn:
+        for where, spec in definitions:
+            problems.extend(validate_spec(conn, spec, where))
+    problems.extend(f"{where}: id: {message}" for where, message in _duplicate_ids(definitions))
+    if problems:
+        raise InvalidInputs(problems)
+    return len(definitions)
+
+
+def _duplicate_ids(definitions: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    first: dict[str, str] = {}
+    duplicates = []
+    for where, spec in definitions:
+        campaign_id = spec.get("id")
+        if not isinstance(campaign_id, str):
+            continue
+        if campaign_id in first:
+            duplicates.append((where, f"campaign {campaign_id!r} is defined twice (first at {first[campaign_id]})"))
+        else:
+            first[campaign_id] = where
+    return duplicates
+
+
+# ---------------------------------------------------------------- create / update / delete
+
+
+def create_campaigns(engine: Engine, specs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
+    """Create draft campaigns from (where, definition) pairs in one transaction; all or nothing.
+
+    Any invalid definition is exit 3 (every problem listed); an id that exists or repeats is exit 5.
+    """
+    stamp = now()
+    with writing(engine) as conn:
+        problems = [p for where, spec in specs for p in validate_spec(conn, spec, where)]
+        if problems:
+            raise InvalidInputs(problems)
+        rows = [{**_definition_values(spec), "id": spec.get("id") or str(uuid.uuid4()),
+                 "status": lifecycle.DRAFT, "stats_skipped": {}, "created_at": stamp, "updated_at": stamp}
+                for _, spec in specs]
+        _check_new_ids(conn, specs, [row["id"] for row in rows])
+        conn.execute(CAMPAIGNS.insert(), rows)
+        created = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id.in_([r["id"] for r in rows]))
+                               .order_by(CAMPAIGNS.c.pk)).all()
+    return [campaign_json(row) for row in created]
+
+
+def _check_new_ids(conn: Connection, specs: list[tuple[str, dict]], ids: list[str]) -> None:
+    duplicates = _duplicate_ids(specs)
+    if duplicates:
+        where, message = duplicates[0]
+        raise Conflict(f"{where}: id: {message}")
+    taken = set(conn.scalars(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.id.in_(ids))))
+    for (where, _), campaign_id in zip(specs, ids):
+        if campaign_id in taken:
+            raise Conflict(f"{where}: id: campaign {campaign_id!r} already exists")
+
+
+def _definition_values(spec: dict) -> dict[str, Any]:
+    """The campaigns columns of a validated definition, with SPEC §1 defaults."""
+    template = spec["message_template"]
+    return {
+        "name": spec.get("name") or "",
+        "description": spec.get("description") or "",
+        "segment_ids": spec.get("segment_ids") or [],
+        "user_ids": spec.get("user_ids") or [],
+        "sender_id": spec["sender_id"],
+        "sender_mode": spec.get("sender_mode"),
+        "sender_visibility": spec.get("sender_visibility"),
+        "message_template": {"text": template["text"], "attachments": template.get("attachments") or [],
+                             "custom": template.get("custom") or {}},
+        "channel_template": spec.get("channel_template"),
+        **{key: bool(spec.get(key)) for key in FLAGS},
+        **{key: parse_time(spec[key], key) if spec.get(key) is not None else None for key in TIMES},
+    }
+
+
+def _definition_of(row: Any) -> dict[str, Any]:
+    """A stored campaign as a definition (the keys a YAML file may hold), for merging an update into."""
+    data = campaign_json(row)
+    return {key: data[key] for key in DEFINITION_KEYS}
+
+
+def update_campaign(engine: Engine, campaign_id: str, spec: dict, where: str = "update") -> dict[str, Any]:
+    """Change a draft or scheduled campaign: the keys `spec` holds replace the stored ones, the rest stay.
+
+    The merged definition is validated as a whole (exit 3); another status is exit 5.
+    """
+    with writing(engine) as conn:
+        row = get_campaign_row(conn, campaign_id)
+        lifecycle.check_updatable(campaign_id, row.status)
+        if "id" in spec and spec["id"] != campaign_id:
+            raise InvalidInput(f"{where}: id: cannot change a campaign's id ({spec['id']!r} is not {campaign_id!r})")
+        merged = {**_definition_of(row), **spec}
+        problems = validate_spec(conn, merged, where)
+        if row.status == lifecycle.SCHEDULED and merged.get("scheduled_for") is None:
+            problems.append(f"{where}: scheduled_for: a scheduled campaign needs a time (stop it to unschedule)")
+        if problems:
+            raise InvalidInputs(problems)
+        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk)
+                     .values(**_definition_values(merged), updated_at=now()))
+        return campaign_json(get_campaign_row(conn, campaign_id), users_read(conn, row))
+
+
+def delete_campaign(engine: Engine, campaign_id: str) -> None:
+    """Delete a campaign (and its frozen targets) in any status but in_progress (exit 5)."""
+    with writing(engine) as conn:
+        row = get_campaign_row(conn, campaign_id)
+        lifecycle.check_deletable(campaign_id, row.status)
+        conn.execute(delete(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk))
+
+
+# ---------------------------------------------------------------- queries
+
+
+def get_campaign_row(conn: Connection, campaign_id: str) -> Any:
+    """The campaigns row with this id; exit 4 when there is none."""
+    row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+    if row is None:
+        raise NotFound(f"campaign {campaign_id!r} not found")
+    return row
+
+
+def get_campaign(engine: Engine, campaign_id: str) -> dict[str, Any]:
+    """One campaign as JSON, with its read count."""
+    with reading(engine) as conn:
+        row = get_campaign_row(conn, campaign_id)
+        return campaign_json(row, users_read(conn, row))
+
+
+def list_campaigns(
+    engine: Engine, filter_: dict | None, sort: list[str], limit: int, cursor: str | None
+) -> tuple[list[dict], str | None]:
+    """One page of campaigns matching `filter_` in `sort` order (keyset paging); returns the page and the next cursor."""
+    check_limit(limit, MAX_PAGE)
+    keys = _sort_keys(sort)
+    scope = "campaigns:" + ",".join(sort)
+    query = select(CAMPAIGNS).where(compile_filter(filter_, CAMPAIGN_FILTER, "--filter"))
+    if cursor:
+        query = query.where(_after(keys, _cursor_values(keys, decode_cursor(cursor, scope))))
+    order = [column.desc() if descending else column.asc() for _, column, descending in keys]
+    with reading(engine) as conn:
+        rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+        page = rows[:limit]
+        reads = users_read_by_campaign(conn, [row.id for row in page])
+    nxt = None
+    if len(rows) > limit:
+        nxt = encode_cursor(scope, [_cursor_value(getattr(page[-1], name)) for name, _, _ in keys])
+    return [campaign_json(row, reads.get(row.id, 0)) for row in page], nxt
+
+
+def _sort_keys(sort: list[str]) -> list[tuple[str, Any, bool]]:
+    """(field, column, descending) for each `--sort`, then the primary key as a tie-breaker."""
+    keys = []
+    for item in sort:
+        name = item.removeprefix("-")
+        if name not in SORTABLE:
+            raise InvalidInput(f"--sort: cannot sort by {name!r} (use {', '.join(SORTABLE)}, with - for descending)")
+        keys.append((name, SORTABLE[name], item.startswith("-")))
+    return [*keys, ("pk", CAMPAIGNS.c.pk, False)]
+
+
+def _cursor_value(value: Any) -> Any:
+    return to_json(value) if isinstance(value, datetime) else value
+
+
+def _cursor_values(keys: list[tuple[str, Any, bool]], values: list[Any]) -> list[Any]:
+    if len(values) != len(keys):
+        raise InvalidInput("--next: not a cursor produced by campaign")
+    return [parse_time(v, "--next") if name in TIME_SORTS else v for (name, _, _), v in zip(keys, values)]
+
+
+def _after(keys: list[tuple[str, Any, bool]], values: list[Any]) -> Any:
+    """Rows strictly after `values` in the sort order: (a > x) or (a = x and b > y) or …"""
+    clauses = []
+    for i, (_, column, descending) in enumerate(keys):
+        equal = [keys[j][1] == values[j] for j in range(i)]
+        beyond = column < values[i] if descending else column > values[i]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
