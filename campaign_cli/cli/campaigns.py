@@ -83,10 +83,10 @@ def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = Fa
     if as_json:
         emit_json(campaign)
         return
-    stdout.print(_status_view(campaign))
+    stdout.print(status_view(campaign))
 
 
-def _status_view(campaign: dict[str, Any]) -> Table:
+def status_view(campaign: dict[str, Any]) -> Table:
     stats = campaign["stats"]
     view = Table.grid(padding=(0, 2))
     view.add_column(style="bold")
@@ -99,6 +99,9 @@ def _status_view(campaign: dict[str, Any]) -> Table:
     view.add_row("counts", f"targets {stats['stats_targets']} · sent {stats['stats_messages_sent']} · "
                            f"skipped {sum(stats['stats_skipped'].values())} · failed {stats['stats_failed']} · "
                            f"read {stats['stats_users_read']}")
+    view.add_row("channels", f"created {stats['stats_channels_created']} · users sent {stats['stats_users_sent']}")
+    if stats["stats_skipped"]:
+        view.add_row("skipped", " · ".join(f"{reason} {n}" for reason, n in sorted(stats["stats_skipped"].items())))
     for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):

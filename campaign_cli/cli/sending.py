@@ -15,9 +15,11 @@ from rich.progress import Progress as RichProgress
 
 from campaign_cli import history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import campaign_json, get_campaign_row
+from campaign_cli.campaigns import get_campaign, get_campaign_row
+from campaign_cli.cli.campaigns import status_view
 from campaign_cli.cli.context import app_context
-from campaign_cli.cli.output import JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say, stderr, table
+from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say,
+                                     stderr, stdout, table)
 from campaign_cli.errors import Conflict, Interrupted
 from campaign_cli.sending import control
 from campaign_cli.sending.loop import BUSY, INTERRUPTED, Progress, Sender, delivering_events
@@ -240,13 +242,8 @@ def _progress_bar() -> Iterator[Any]:
 
 
 def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:
-    with reading(app_context(ctx).engine) as conn:
-        data = campaign_json(get_campaign_row(conn, campaign_id))
+    campaign = get_campaign(app_context(ctx).engine, campaign_id)
     if as_json:
-        emit_json(data)
-        return
-    stats = data["stats"]
-    table(["campaign", "status", "targets", "messages", "channels created", "users sent", "skipped", "failed"],
-          [[data["id"], data["status"], stats["stats_targets"], stats["stats_messages_sent"],
-            stats["stats_channels_created"], stats["stats_users_sent"],
-            ", ".join(f"{k}: {v}" for k, v in stats["stats_skipped"].items()) or "0", stats["stats_failed"]]])
+        emit_json(campaign)
+    else:
+        stdout.print(status_view(campaign))
