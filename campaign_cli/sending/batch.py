@@ -365,7 +365,7 @@ def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]
     _assign_channel_pks(w, created)
     _INSERT_CHANNELS.execute(w.conn, [
         (c.pk, c.row["cid"], c.row["type"], c.row["id"], c.row["team"], c.row["created_by_id"], c.row["member_count"],
-         w.time, w.time, None, json_text(c.row["custom"]) if c.row["custom"] else w.empty)
+         w.time, w.time, w.time, json_text(c.row["custom"]) if c.row["custom"] else w.empty)
         for c in created])
     _INSERT_MEMBERS.execute(w.conn, [
         (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None)
@@ -419,7 +419,8 @@ def _messages(w: _Writer, sending: list[Delivery]) -> list[dict[str, Any]]:
     for d in sending:
         custom = run.templates.message_custom(d.context)
         custom["campaign_id"] = campaign_id
-        rows.append({"id": f"{run.message_prefix}-{d.seq}", "cid": d.cid, "channel_pk": d.channel_pk,
+        # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
+        rows.append({"id": f"{run.message_prefix}-{d.seq:010d}", "cid": d.cid, "channel_pk": d.channel_pk,
                      "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": w.attachments,
                      "custom": custom, "campaign_id": campaign_id, "created_at": w.time})
     for row in rows:
@@ -469,14 +470,7 @@ def _pushes(w: _Writer, sending: list[Delivery], messages: list[dict]) -> None:
     run = w.run
     if run.campaign.skip_push or not sending:
         return
-    pks = list({d.channel_pk for d in sending})
-    devices: dict[int, list[tuple[str, list]]] = {}
-    query = (select(MEMBERS.c.channel_pk, USERS.c.id, type_coerce(USERS.c.devices, String))
-             .join(USERS, USERS.c.id == MEMBERS.c.user_id)
-             .where(in_values(MEMBERS.c.channel_pk, pks), MEMBERS.c.user_id != run.sender_id,
-                    func.json_array_length(USERS.c.devices) > 0))
-    for channel_pk, user_id, user_devices in w.conn.execute(query):
-        devices.setdefault(channel_pk, []).append((user_id, _json(user_devices)))
+    devices = _member_devices(w, sending)
     rows = []
     for d, message in zip(sending, messages):
         for user_id, user_devices in devices.get(d.channel_pk, ()):
@@ -489,8 +483,35 @@ def _pushes(w: _Writer, sending: list[Delivery], messages: list[dict]) -> None:
     _INSERT_PUSHES.execute(w.conn, rows)
 
 
+def _member_devices(w: _Writer, sending: list[Delivery]) -> dict[int, list[tuple[str, list]]]:
+    """Per channel: (user id, devices) of members other than the sender who have devices.
+
+    A channel this batch created for just the receiver (and the sender) needs no query: the
+    receiver's devices were loaded with the receiver.
+    """
+    sender_id = w.run.sender_id
+    devices: dict[int, list[tuple[str, list]]] = {}
+    to_query = set()
+    for d in sending:
+        channel = d.new_channel
+        if channel is not None and all(m["user_id"] in (sender_id, d.target_id) for m in channel.members):
+            if d.receiver and d.receiver["devices"] and d.target_id != sender_id:
+                devices[d.channel_pk] = [(d.target_id, d.receiver["devices"])]
+        else:
+            to_query.add(d.channel_pk)
+    if to_query:
+        query = (select(MEMBERS.c.channel_pk, USERS.c.id, type_coerce(USERS.c.devices, String))
+                 .join(USERS, USERS.c.id == MEMBERS.c.user_id)
+                 .where(in_values(MEMBERS.c.channel_pk, to_query), MEMBERS.c.user_id != sender_id,
+                        func.json_array_length(USERS.c.devices) > 0))
+        for channel_pk, user_id, user_devices in w.conn.execute(query):
+            devices.setdefault(channel_pk, []).append((user_id, _json(user_devices)))
+    return devices
+
+
 def _touch_channels(w: _Writer, sending: list[Delivery]) -> None:
-    pks = list({d.channel_pk for d in sending})
+    """Existing channels get their last_message_at (new ones were written with it); show_channels unhides."""
+    pks = list({d.channel_pk for d in sending if d.new_channel is None})
     if not pks:
         return
     w.conn.execute(update(CHANNELS).where(in_values(CHANNELS.c.pk, pks)).values(last_message_at=w.at, updated_at=w.at))

@@ -90,7 +90,7 @@ class ChannelMember(SQLModel, table=True):
     """A user's membership of a channel; `last_read_at` is the read marker."""
 
     __tablename__ = "channel_members"
-    __table_args__ = (Index("ix_channel_members_user", "user_id"),)
+    __table_args__ = (Index("ix_channel_members_user", "user_id"), {"sqlite_with_rowid": False})
     channel_pk: int = Field(
         sa_column=Column(ForeignKey("channels.pk", ondelete="CASCADE"), primary_key=True)
     )
