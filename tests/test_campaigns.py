@@ -390,8 +390,9 @@ def test_status_shows_a_compact_view(seeded):
     assert lines[2].startswith("progress       ━━━━━━━━━━━━━━━━━━━━") and lines[2].endswith(" 50%")
     assert lines[3] == "counts         targets 10 · sent 4 · skipped 1 · failed 0 · read 0"
     started = to_local(datetime(2030, 1, 1, 10, tzinfo=timezone.utc))
-    assert lines[4:7] == ["scheduled for  -", "stop at        -", f"started        {started}"]
-    assert lines[7] == "completed      -"
+    assert lines[4:6] == ["channels       created 0 · users sent 0", "skipped        no_channel 1"]
+    assert lines[6:9] == ["scheduled for  -", "stop at        -", f"started        {started}"]
+    assert lines[9] == "completed      -"
 
 
 def test_status_json_is_the_campaign_object(seeded):

@@ -111,6 +111,8 @@ def run(
         due = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
         if campaign_ids:
             _refuse_busy(ctx, [c for c in campaign_ids if c not in due])
+        if not due and not watch and not campaign_ids:
+            say("no campaign is due")
         if due or not watch:
             _send_in_foreground(ctx, due, rate, batch_size, as_json and not watch, explicit=bool(campaign_ids))
         if not watch:

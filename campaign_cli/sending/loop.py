@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_cli import lifecycle
 from campaign_cli.sending.batch import TARGETS, CampaignRun, plan_batch, write_batch
@@ -131,9 +132,13 @@ class Sender:
             return result.rowcount == 1
 
     def _release(self, campaign_id: str) -> None:
-        with writing(self.engine) as conn:
-            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner == self.owner)
-                         .values(lease_owner=None, lease_expires_at=None))
+        """Give the lease back; when that fails too (disk full, database gone) it simply expires."""
+        try:
+            with writing(self.engine) as conn:
+                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner == self.owner)
+                             .values(lease_owner=None, lease_expires_at=None))
+        except SQLAlchemyError:
+            pass
 
     def _loop(self, run: CampaignRun) -> str:
         bucket = TokenBucket(self.rate, self.batch_size, self.interrupted.wait) if self.rate else None
