@@ -141,7 +141,7 @@ def load_user_vars(conn: Connection, user_ids: list[str]) -> dict[str, dict[str,
     """Users by id as template variables, shaped like `users.user_json`."""
     users = {}
     for (user_id, name, role, teams, language, created, updated, active, banned, devices, custom) in conn.execute(
-            select(*_USER_COLUMNS).where(in_values(USERS.c.id, user_ids))):
+            select(*_USER_COLUMNS).where(in_values(USERS.c.id, user_ids))).all():
         data = {"id": user_id, "name": name, "role": role, "teams": _json(teams), "language": language,
                 "created_at": _time_text(created), "updated_at": _time_text(updated),
                 "last_active": _time_text(active), "banned": bool(banned), "devices": _json(devices)}
@@ -234,7 +234,9 @@ def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: l
 
 def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime) -> None:
     cids = list({d.cid for d in deliveries if d.state == SENT and d.cid})
-    existing = {row[1]: row for row in conn.execute(select(*_CHANNEL_COLUMNS).where(in_values(CHANNELS.c.cid, cids)))} if cids else {}
+    # .all(): iterating a result fetches row by row, which costs more than the query here.
+    query = select(*_CHANNEL_COLUMNS).where(in_values(CHANNELS.c.cid, cids))
+    existing = {row[1]: row for row in conn.execute(query).all()} if cids else {}
     created: dict[str, NewChannel] = {}
     for d in deliveries:
         if d.state != SENT:
@@ -395,7 +397,7 @@ def _other_members(w: _Writer, sending: list[Delivery], created: list[NewChannel
         return others
     pks = list(existing)
     with_sender = set(w.conn.scalars(select(MEMBERS.c.channel_pk).where(
-        MEMBERS.c.user_id == sender_id, in_values(MEMBERS.c.channel_pk, pks))))
+        MEMBERS.c.user_id == sender_id, in_values(MEMBERS.c.channel_pk, pks))).all())
     for pk, channel in existing.items():
         others[pk] = channel["member_count"] - (1 if pk in with_sender else 0)
     if w.run.campaign.sender_mode == "include":
@@ -504,7 +506,7 @@ def _member_devices(w: _Writer, sending: list[Delivery]) -> dict[int, list[tuple
                  .join(USERS, USERS.c.id == MEMBERS.c.user_id)
                  .where(in_values(MEMBERS.c.channel_pk, to_query), MEMBERS.c.user_id != sender_id,
                         func.json_array_length(USERS.c.devices) > 0))
-        for channel_pk, user_id, user_devices in w.conn.execute(query):
+        for channel_pk, user_id, user_devices in w.conn.execute(query).all():
             devices.setdefault(channel_pk, []).append((user_id, _json(user_devices)))
     return devices
 
