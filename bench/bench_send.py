@@ -108,10 +108,10 @@ def main() -> None:
     print(f"imported {n:,} users in {t:.1f} s")
     (folder / "sender.jsonl").write_text(json.dumps({"id": "sender", "name": "The Team"}) + "\n")
     run(db, "users", "import", str(folder / "sender.jsonl"))
-    (folder / "defs.yaml").write_text(f"""
+    (folder / "defs.yaml").write_text("""
 segments:
-  - {{id: everyone, type: user, name: Everyone, all_users: true}}
-  - {{id: dms, type: channel, name: Direct channels, filter: {{type: messaging}}}}
+  - {id: everyone, type: user, name: Everyone, all_users: true}
+  - {id: dms, type: channel, name: Direct channels, filter: {type: messaging}}
 """)
     run(db, "segment", "create", "-f", str(folder / "defs.yaml"))
     extra = ["--batch-size", str(args.batch_size)] if args.batch_size else []

@@ -8,7 +8,6 @@ all in one transaction: a refusal leaves the campaign exactly as it was.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Integer, String, Table, TypeDecorator, bindparam
+from sqlalchemy import Connection, String, Table, TypeDecorator, bindparam, cast, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql, sqlite
@@ -89,29 +89,39 @@ def db_value(conn: Connection, column: Any, value: Any) -> Any:
     return processor(value) if processor else value
 
 
-class in_values(FunctionElement):
+class _json_array_rows(FunctionElement):
+    """The elements of a JSON array parameter as rows of one column, `value` (a table-valued function)."""
+
+    inherit_cache = True
+
+
+@compiles(_json_array_rows, "sqlite")
+def _json_array_rows_sqlite(element: _json_array_rows, compiler: Any, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_json_array_rows, "postgresql")
+def _json_array_rows_postgresql(element: _json_array_rows, compiler: Any, **kw: Any) -> str:
+    return f"json_array_elements_text(CAST({compiler.process(element.clauses, **kw)} AS json))"
+
+
+def json_array_table(values: Iterable[Any]) -> Any:
+    """`values` as a table with one column, `value`, sent as a single JSON array parameter.
+
+    One statement instead of an executemany or an IN list of thousands of parameters: building
+    SQLAlchemy parameters value by value costs more than the database work itself.
+    """
+    return _json_array_rows(bindparam(None, json.dumps(list(values)), type_=String())).table_valued("value")
+
+
+def in_values(column: Any, values: Iterable[Any]) -> Any:
     """`column IN (values…)` with the values sent as one JSON parameter.
 
     An ordinary IN list of thousands of values is re-rendered by SQLAlchemy on every execution,
-    which in the sender's hot path cost more than the lookups themselves.
+    which in the sender's hot path cost more than the lookups themselves. The values come as a
+    subquery (not a boolean function, which SQLite would get as `… = 1` and answer with a full
+    scan), so SQLite still probes `column`'s index once per value.
     """
-
-    inherit_cache = True
-    type = Boolean()
-
-    def __init__(self, column: Any, values: Iterable[Any]):
-        super().__init__(column, bindparam(None, json.dumps(list(values)), type_=String()))
-
-
-@compiles(in_values, "sqlite")
-def _in_values_sqlite(element: in_values, compiler: Any, **kw: Any) -> str:
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column} IN (SELECT value FROM json_each({values}))"
-
-
-@compiles(in_values, "postgresql")
-def _in_values_postgresql(element: in_values, compiler: Any, **kw: Any) -> str:
-    column_clause = list(element.clauses)[0]
-    column, values = (compiler.process(c, **kw) for c in element.clauses)
-    sql_type = "BIGINT" if isinstance(column_clause.type, Integer) else "TEXT"
-    return f"{column} IN (SELECT CAST(json_array_elements_text(CAST({values} AS json)) AS {sql_type}))"
+    rows = json_array_table(values)
+    value = rows.c.value if isinstance(column.type, String) else cast(rows.c.value, column.type)
+    return column.in_(select(value))
