@@ -37,6 +37,7 @@ CAMPAIGNS = Campaign.__table__
 
 COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
 WAL_CHECKPOINT_PAGES = 25_000
+SENDER_CACHE_KB = 16_384
 
 
 @dataclass
@@ -161,6 +162,8 @@ class Sender:
             if conn.dialect.name == "sqlite":
                 # A batch writes more than the default 4 MB autocheckpoint: checkpoint (and fsync) less often.
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+                # The sender's memory is bounded by its batch and this page cache, not by the audience.
+                conn.exec_driver_sql(f"PRAGMA cache_size = -{SENDER_CACHE_KB}")
             row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
             if row.lease_owner != self.owner or row.status != lifecycle.IN_PROGRESS:
                 return STOPPED
