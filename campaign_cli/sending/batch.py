@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, String, bindparam, exists, func, literal, select, type_coerce, update
+from sqlalchemy import Connection, String, bindparam, exists, func, literal, literal_column, select, type_coerce, update
 
 from campaign_cli.channels import CHANNELS, MEMBERS
 from campaign_cli.errors import InvalidInput
@@ -35,6 +35,8 @@ MESSAGES = Message.__table__
 EVENTS = Event.__table__
 PUSHES = PushNotification.__table__
 OUTBOX = OutboxRow.__table__
+# A literal 0, not a parameter, so that SQLite can match the partial index ix_users_with_devices.
+HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")
 DEFAULT_CHANNEL_TYPE = "messaging"
 
 SENT, SKIPPED, FAILED = "sent", "skipped", "failed"
@@ -493,6 +495,8 @@ def _member_devices(w: _Writer, sending: list[Delivery]) -> dict[int, list[tuple
     """
     sender_id = w.run.sender_id
     devices: dict[int, list[tuple[str, list]]] = {}
+    if not w.conn.execute(select(literal(1)).where(HAS_DEVICES).limit(1)).first():
+        return devices  # nobody in the directory has a device (answered by a partial index)
     to_query = set()
     for d in sending:
         channel = d.new_channel
@@ -504,8 +508,7 @@ def _member_devices(w: _Writer, sending: list[Delivery]) -> dict[int, list[tuple
     if to_query:
         query = (select(MEMBERS.c.channel_pk, USERS.c.id, type_coerce(USERS.c.devices, String))
                  .join(USERS, USERS.c.id == MEMBERS.c.user_id)
-                 .where(in_values(MEMBERS.c.channel_pk, to_query), MEMBERS.c.user_id != sender_id,
-                        func.json_array_length(USERS.c.devices) > 0))
+                 .where(in_values(MEMBERS.c.channel_pk, to_query), MEMBERS.c.user_id != sender_id, HAS_DEVICES))
         for channel_pk, user_id, user_devices in w.conn.execute(query).all():
             devices.setdefault(channel_pk, []).append((user_id, _json(user_devices)))
     return devices

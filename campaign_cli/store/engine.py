@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlmodel import SQLModel
 
 from campaign_cli.errors import CampaignError, InvalidInput
@@ -27,15 +28,33 @@ class DatabaseBusy(CampaignError):
 def open_engine(db_url: str) -> Engine:
     """Open (and on first use create) the database at `db_url`, checking its schema version."""
     url = _parse_url(db_url)
-    if url.get_backend_name() == "sqlite":
-        _check_sqlite_path(url.database)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
-        _install_sqlite_pragmas(engine)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        if url.get_backend_name() == "sqlite":
+            _check_sqlite_path(url.database)
+            engine = create_engine(url, json_serializer=json_text,
+                                   connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+            _install_sqlite_pragmas(engine)
+        else:
+            engine = create_engine(url, json_serializer=json_text, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise InvalidInput(f"--db: unknown kind of database {url.drivername!r} (use a path, sqlite:/// or postgresql+psycopg://)") from None
+    except ImportError as exc:
+        raise InvalidInput(f"--db: the driver for {url.drivername} is not installed ({exc.name})") from None
     with translate_db_errors(db_url):
         _ensure_schema(engine, db_url)
     return engine
+
+
+def json_text(value: Any) -> str:
+    """How JSON columns are written: compact, and with non-ASCII text as is rather than \\u escapes.
+
+    SQLite's JSON paths match object keys as written, so a custom field named `ключ` is only
+    found by a filter when the key is stored unescaped.
+    """
+    return _JSON_ENCODER.encode(value)
+
+
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: json.dumps with options builds one per call
 
 
 def _parse_url(db_url: str) -> Any:
@@ -98,12 +117,32 @@ def _ensure_schema(engine: Engine, db_url: str) -> None:
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (BEGIN IMMEDIATE on SQLite), committed on success, rolled back on error."""
+def writing(engine: Engine, sqlite_pragmas: dict[str, Any] | None = None) -> Iterator[Connection]:
+    """A write transaction (BEGIN IMMEDIATE on SQLite), committed on success, rolled back on error.
+
+    `sqlite_pragmas` are set on the connection for this transaction only (some, like
+    foreign_keys, cannot change inside a transaction), and put back afterwards.
+    """
     with engine.connect() as conn:
         conn.execution_options(immediate=True)
-        with conn.begin():
-            yield conn
+        pragmas = sqlite_pragmas if conn.dialect.name == "sqlite" else None
+        previous = _set_pragmas(conn, pragmas) if pragmas else {}
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if previous:
+                _set_pragmas(conn, previous)
+
+
+def _set_pragmas(conn: Connection, pragmas: dict[str, Any]) -> dict[str, Any]:
+    """Set pragmas on the driver connection, outside any transaction; returns their previous values."""
+    raw = conn.connection.dbapi_connection
+    previous = {}
+    for name, value in pragmas.items():
+        previous[name] = raw.execute(f"PRAGMA {name}").fetchone()[0]
+        raw.execute(f"PRAGMA {name} = {value}")
+    return previous
 
 
 @contextmanager
@@ -119,7 +158,7 @@ def translate_db_errors(what: str = "database") -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        message = str(exc.orig)
+        message = _first_line(exc.orig)
         if "locked" in message or "busy" in message:
             raise DatabaseBusy(
                 f"database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s); try again"
@@ -130,7 +169,12 @@ def translate_db_errors(what: str = "database") -> Iterator[None]:
             raise InvalidInput(f"--db: cannot open database {what}: {message}") from None
         raise CampaignError(f"database error: {message}") from None
     except DatabaseError as exc:
-        message = str(exc.orig)
+        message = _first_line(exc.orig)
         if "not a database" in message or "malformed" in message:
             raise InvalidInput(f"--db: not an SQLite database or corrupt: {what}") from None
         raise CampaignError(f"database error: {message}") from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    """A driver message on one line (PostgreSQL's carry hints on further lines)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

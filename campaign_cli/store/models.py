@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
@@ -55,6 +55,9 @@ class User(SQLModel, table=True):
     """A chat user; keys other than the standard fields live in `custom`."""
 
     __tablename__ = "users"
+    # Users who have devices: tells the sender cheaply whether any push record can exist at all.
+    __table_args__ = (Index("ix_users_with_devices", "id", sqlite_where=text("json_array_length(devices) > 0"),
+                            postgresql_where=text("json_array_length(devices) > 0")),)
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
     name: str | None = None
