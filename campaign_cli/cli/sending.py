@@ -27,8 +27,8 @@ from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time
 
-RateOption = Annotated[float | None, typer.Option("--rate", help="Messages per second at most [config sending.rate].")]
-BatchOption = Annotated[int | None, typer.Option("--batch-size", help="Targets per transaction [config sending.batch_size].")]
+RateOption = Annotated[float | None, typer.Option("--rate", min=0.001, help="Messages per second at most [config sending.rate].")]
+BatchOption = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000, help="Targets per transaction [config sending.batch_size].")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
 
@@ -108,14 +108,18 @@ def run(
     """Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."""
     state = app_context(ctx)
     while True:
-        due = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
+        due, problems = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
+        for problem in problems:
+            say(f"error: {problem}")
         if campaign_ids:
             _refuse_busy(ctx, [c for c in campaign_ids if c not in due])
-        if not due and not watch and not campaign_ids:
+        if not due and not watch and not campaign_ids and not problems:
             say("no campaign is due")
         if due or not watch:
             _send_in_foreground(ctx, due, rate, batch_size, as_json and not watch, explicit=bool(campaign_ids))
         if not watch:
+            if problems:
+                raise typer.Exit(problems[0].exit_code)
             return
         woken = threading.Event()
         with _interruptible(woken.set):

@@ -67,6 +67,7 @@ class Delivery:
     channel_pk: int | None = None
     new_channel: NewChannel | None = None
     text: str = ""
+    custom: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
 
     def give_up(self, state: str, reason: str) -> None:
@@ -251,7 +252,11 @@ def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delive
         elif not run.campaign.create_channels:
             d.give_up(SKIPPED, "no_channel")
         else:
-            d.new_channel = created.get(d.cid) or _plan_channel(conn, run, d, at)
+            try:
+                d.new_channel = created.get(d.cid) or _plan_channel(conn, run, d, at)
+            except TemplateError as exc:
+                d.give_up(FAILED, f"template_error: {exc}")
+                continue
             created[d.cid] = d.new_channel
             d.channel = d.new_channel.vars
 
@@ -292,9 +297,11 @@ def _member_ids(conn: Connection, run: CampaignRun, d: Delivery, ctx: dict[str, 
 
 
 def _render(run: CampaignRun, d: Delivery) -> None:
+    """The message's text and custom fields; a template that fails for this target fails the target only."""
     d.context = run.context(d.receiver, d.channel)
     try:
         d.text = run.templates.text(d.context)
+        d.custom = run.templates.message_custom(d.context)
     except TemplateError as exc:
         d.give_up(FAILED, f"template_error: {exc}")
 
@@ -421,7 +428,7 @@ def _messages(w: _Writer, sending: list[Delivery]) -> list[dict[str, Any]]:
     campaign_id = run.campaign.id
     rows = []
     for d in sending:
-        custom = run.templates.message_custom(d.context)
+        custom = d.custom
         custom["campaign_id"] = campaign_id
         # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
         rows.append({"id": f"{run.message_prefix}-{d.seq:010d}", "cid": d.cid, "channel_pk": d.channel_pk,

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from campaign_cli import lifecycle
 from campaign_cli.campaigns import campaign_json
-from campaign_cli.errors import Conflict, InvalidInput
+from campaign_cli.errors import CampaignError, Conflict, InvalidInput
 from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outbox, event_row
 from campaign_cli.sending.freeze import freeze_targets
 from campaign_cli.settings import Settings
@@ -24,6 +24,9 @@ from campaign_cli.timeutil import now
 from campaign_cli.users import USERS
 
 CAMPAIGNS = Campaign.__table__
+# Freezing sorts the whole audience: let SQLite spill that sort to a temporary file beyond a
+# small cache instead of holding it in memory, so memory does not grow with the audience.
+FREEZE_PRAGMAS = {"temp_store": 1, "cache_size": -16_384}
 EVENTS = Event.__table__
 MESSAGES = Message.__table__
 OUTBOX = OutboxRow.__table__
@@ -42,7 +45,7 @@ def start(engine: Engine, settings: Settings, campaign_id: str, at: datetime | N
     """Start a draft now (→ in_progress, audience frozen) or at `at` (→ scheduled); returns the new status."""
     current = now()
     check_times(at, stop_at, current)
-    with writing(engine) as conn:
+    with writing(engine, FREEZE_PRAGMAS) as conn:
         if at is not None:
             _, status = lifecycle.transition(conn, campaign_id, "schedule", scheduled_for=at, stop_at=stop_at)
             return status
@@ -61,7 +64,7 @@ def stop(engine: Engine, settings: Settings, campaign_id: str) -> None:
 def resume(engine: Engine, settings: Settings, campaign_id: str) -> None:
     """Continue a stopped campaign with the targets not yet done (a stop_at already passed is cleared)."""
     current = now()
-    with writing(engine) as conn:
+    with writing(engine, FREEZE_PRAGMAS) as conn:
         before, _ = lifecycle.transition(conn, campaign_id, "resume")
         if before.stop_at is not None and before.stop_at <= current:
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == before.pk).values(stop_at=None))
@@ -88,7 +91,10 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
     month_start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     used = conn.scalar(select(func.count()).select_from(MESSAGES).where(
         MESSAGES.c.campaign_id.is_not(None), MESSAGES.c.created_at >= month_start)) or 0
-    left = max(settings.monthly_messages - used, 0)
+    # Targets that campaigns in progress have yet to send are spoken for.
+    reserved = conn.scalar(select(func.coalesce(func.sum(CAMPAIGNS.c.stats_targets - CAMPAIGNS.c.stats_done), 0))
+                           .where(CAMPAIGNS.c.status == lifecycle.IN_PROGRESS)) or 0
+    left = max(settings.monthly_messages - used - reserved, 0)
     if targets > left:
         raise Conflict(f"quota: the audience has {targets} targets but only {left} of "
                        f"{settings.monthly_messages} monthly messages are left this month")
@@ -105,32 +111,44 @@ def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str
         conn.execute(OUTBOX.insert(), outbox.rows)
 
 
-def due_campaigns(engine: Engine, settings: Settings, only: list[str] | None = None) -> list[str]:
+def due_campaigns(engine: Engine, settings: Settings,
+                  only: list[str] | None = None) -> tuple[list[str], list[CampaignError]]:
     """Begin scheduled campaigns whose time has come (or stop those past stop_at); list campaigns ready to send.
 
-    Ready: in_progress and not leased by a live sender.
+    Ready: in_progress and not leased by a live sender. Each scheduled campaign begins in its own
+    transaction: one that cannot (sender deleted, quota) is returned as a problem and the others go on.
     """
     current = now()
-    with writing(engine) as conn:
-        scheduled = select(CAMPAIGNS.c.id, CAMPAIGNS.c.stop_at).where(
-            CAMPAIGNS.c.status == lifecycle.SCHEDULED, CAMPAIGNS.c.scheduled_for <= current)
-        if only is not None:
-            scheduled = scheduled.where(CAMPAIGNS.c.id.in_(only))
-        for campaign_id, stop_at in conn.execute(scheduled).all():
-            if stop_at is not None and stop_at <= current:
-                lifecycle.transition(conn, campaign_id, "stop")
-                record_campaign_event(conn, settings, campaign_id, CAMPAIGN_STOPPED, current)
-            else:
-                lifecycle.transition(conn, campaign_id, "begin")
-                begin_sending(conn, settings, campaign_id, current)
+    scheduled = select(CAMPAIGNS.c.id, CAMPAIGNS.c.stop_at).where(
+        CAMPAIGNS.c.status == lifecycle.SCHEDULED, CAMPAIGNS.c.scheduled_for <= current).order_by(CAMPAIGNS.c.pk)
     ready = select(CAMPAIGNS.c.id).where(
         CAMPAIGNS.c.status == lifecycle.IN_PROGRESS,
         or_(CAMPAIGNS.c.lease_owner.is_(None), CAMPAIGNS.c.lease_expires_at < current),
     ).order_by(CAMPAIGNS.c.pk)
     if only is not None:
+        scheduled = scheduled.where(CAMPAIGNS.c.id.in_(only))
         ready = ready.where(CAMPAIGNS.c.id.in_(only))
     with engine.connect() as conn:
-        return list(conn.scalars(ready))
+        due = conn.execute(scheduled).all()
+    problems = []
+    for campaign_id, stop_at in due:
+        try:
+            _begin_or_stop(engine, settings, campaign_id, stop_at, current)
+        except CampaignError as exc:
+            problems.append(exc)
+    with engine.connect() as conn:
+        return list(conn.scalars(ready)), problems
+
+
+def _begin_or_stop(engine: Engine, settings: Settings, campaign_id: str, stop_at: datetime | None,
+                   current: datetime) -> None:
+    with writing(engine, FREEZE_PRAGMAS) as conn:
+        if stop_at is not None and stop_at <= current:
+            lifecycle.transition(conn, campaign_id, "stop")
+            record_campaign_event(conn, settings, campaign_id, CAMPAIGN_STOPPED, current)
+        else:
+            lifecycle.transition(conn, campaign_id, "begin")
+            begin_sending(conn, settings, campaign_id, current)
 
 
 def lease_holder(engine: Engine, campaign_id: str) -> tuple[str, datetime] | None:

@@ -112,6 +112,7 @@ class Sender:
         self.owner = new_owner()
         self.interrupted = threading.Event()
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self._left = 0
 
     def interrupt(self) -> None:
         """Ask the loop to finish the batch in hand and return (Ctrl-C)."""
@@ -151,11 +152,13 @@ class Sender:
 
     def _loop(self, run: CampaignRun) -> str:
         bucket = TokenBucket(self.rate, self.batch_size, self.interrupted.wait) if self.rate else None
+        self._left = run.campaign.stats_targets - run.campaign.stats_done
         while True:
             if self.interrupted.is_set():
                 return INTERRUPTED
-            if bucket is not None:
-                bucket.take(self.batch_size)
+            if bucket is not None and self._left > 0:
+                # Tokens for the targets the next batch will take: none for the final, empty one.
+                bucket.take(min(self.batch_size, self._left))
                 if self.interrupted.is_set():
                     return INTERRUPTED
             outcome = self._batch(run)
@@ -199,6 +202,7 @@ class Sender:
                 updated_at=at,
             )
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(**values))
+        self._left = row.stats_targets - values["stats_done"]
         self._report(row, values)
         return None
 
