@@ -165,9 +165,18 @@ def channel_vars(pk: int, cid: str, type_: str, id_: str, team: str | None, crea
 
 
 def distinct_channel_id(user_ids: list[str]) -> str:
-    """The id of the distinct channel of exactly these members (stable, like hosted chat services)."""
-    digest = hashlib.sha256("\0".join(sorted(set(user_ids))).encode()).hexdigest()
-    return f"!members-{digest[:40]}"
+    """The id of the distinct channel of exactly these members: a function of the member set only.
+
+    Readable and length-prefixed (`!members-5.alice.3.bob`, unambiguous whatever the ids hold)
+    while short; a hash beyond that. With one sender and receivers taken in id order, these ids
+    grow with the receiver, so creating a million channels appends to the cid index instead of
+    inserting at random places (a hash for every id made channel creation markedly slower).
+    """
+    members = sorted(set(user_ids))
+    readable = ".".join(f"{len(m)}.{m}" for m in members)
+    if len(readable) <= 200:
+        return f"!members-{readable}"
+    return f"!members-sha256-{hashlib.sha256(chr(0).join(members).encode()).hexdigest()}"
 
 
 # ---------------------------------------------------------------- planning
