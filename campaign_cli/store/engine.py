@@ -37,7 +37,8 @@ def open_engine(db_url: str) -> Engine:
         else:
             engine = create_engine(url, json_serializer=json_text, pool_pre_ping=True)
     except NoSuchModuleError:
-        raise InvalidInput(f"--db: unknown kind of database {url.drivername!r} (use a path, sqlite:/// or postgresql+psycopg://)") from None
+        raise InvalidInput(f"--db: unknown kind of database {url.drivername!r} "
+                           "(use a path, sqlite:/// or postgresql+psycopg://)") from None
     except ImportError as exc:
         raise InvalidInput(f"--db: the driver for {url.drivername} is not installed ({exc.name})") from None
     with translate_db_errors(db_url):
@@ -54,7 +55,8 @@ def json_text(value: Any) -> str:
     return _JSON_ENCODER.encode(value)
 
 
-_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: json.dumps with options builds one per call
+# Built once: json.dumps with options builds a new encoder on every call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _parse_url(db_url: str) -> Any:
@@ -88,7 +90,7 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA cache_size = -65536")
+        cur.execute("PRAGMA cache_size = -16384")
         cur.execute("PRAGMA temp_store = MEMORY")
         cur.close()
 
