@@ -26,7 +26,7 @@ from campaign_cli.users import USERS
 CAMPAIGNS = Campaign.__table__
 # Freezing sorts the whole audience: let SQLite spill that sort to a temporary file beyond a
 # small cache instead of holding it in memory, so memory does not grow with the audience.
-FREEZE_PRAGMAS = {"temp_store": 1, "cache_size": -16_384}
+FREEZE_PRAGMAS = {"temp_store": 1, "cache_size": -8_192}
 EVENTS = Event.__table__
 MESSAGES = Message.__table__
 OUTBOX = OutboxRow.__table__
