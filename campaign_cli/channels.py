@@ -54,6 +54,7 @@ class ChannelImportResult:
     records: int = 0
     inserted: int = 0
     updated: int = 0
+    duplicates: int = 0
     members: int = 0
 
 
@@ -66,7 +67,9 @@ def split_cid(cid: str, where: str = "cid") -> tuple[str, str]:
 
 
 def _members(record: dict, where: str) -> list[dict]:
-    raw = record.get("members") or []
+    raw = record.get("members")
+    if raw is None:
+        return []
     if not isinstance(raw, list):
         raise InvalidInput(f"{where}: 'members' must be a list of user ids or {{user_id, channel_role}}")
     members: dict[str, dict] = {}
@@ -76,24 +79,35 @@ def _members(record: dict, where: str) -> list[dict]:
         if not isinstance(item, dict):
             raise InvalidInput(f"{where}: each member must be a user id or an object with 'user_id'")
         user_id = check_id(item.get("user_id"), where, "members.user_id")
+        role = item.get("channel_role")
+        if role is not None and not isinstance(role, str):
+            raise InvalidInput(f"{where}: member {user_id!r}: 'channel_role' must be a string")
+        for flag in ("hidden", "archived"):
+            if not isinstance(item.get(flag, False), bool):
+                raise InvalidInput(f"{where}: member {user_id!r}: '{flag}' must be true or false")
         read = item.get("last_read_at")
         members[user_id] = {
             "user_id": user_id,
-            "channel_role": item.get("channel_role") or "channel_member",
-            "hidden": bool(item.get("hidden", False)),
-            "archived": bool(item.get("archived", False)),
+            "channel_role": role or "channel_member",
+            "hidden": item.get("hidden", False),
+            "archived": item.get("archived", False),
             "last_read_at": parse_time(read, f"{where}: 'last_read_at'") if read is not None else None,
         }
     return list(members.values())
 
 
 def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any], list[dict]]:
-    """Validate one channel record: the `channels` row and its members."""
+    """Validate one channel record: the `channels` row and its members.
+
+    `created_at` stays None when the record has none: the import keeps the stored one, or uses `stamp`.
+    """
     if not isinstance(record, dict):
         raise InvalidInput(f"{where}: a channel record must be an object, got {type(record).__name__}")
     if record.get("cid") and not record.get("id"):
         record = {**record, **dict(zip(("type", "id"), split_cid(record["cid"], where)))}
     kind = check_id(record.get("type"), where, "type")
+    if ":" in kind:
+        raise InvalidInput(f"{where}: 'type' cannot contain ':'")
     channel_id = check_id(record.get("id"), where, "id")
     members = _members(record, where)
     for key in ("team", "created_by_id"):
@@ -105,7 +119,7 @@ def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any
         "cid": f"{kind}:{channel_id}", "type": kind, "id": channel_id,
         "team": record.get("team"), "created_by_id": record.get("created_by_id"),
         "member_count": len(members),
-        "created_at": parse_time(created, f"{where}: 'created_at'") if created else stamp,
+        "created_at": parse_time(created, f"{where}: 'created_at'") if created else None,
         "updated_at": stamp,
         "last_message_at": parse_time(last, f"{where}: 'last_message_at'") if last else None,
         "custom": {k: v for k, v in record.items() if k not in STANDARD_FIELDS},
@@ -116,7 +130,10 @@ def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any
 def import_channels(
     engine: Engine, sources: list[RecordSource], on_progress: Callable[[int], None] | None = None
 ) -> ChannelImportResult:
-    """Upsert channels and replace their member lists, in one transaction."""
+    """Upsert channels and replace their member lists, in one transaction: a bad record writes nothing.
+
+    A channel or member already stored keeps its `created_at` unless the record gives one.
+    """
     result = ChannelImportResult()
     stamp = now()
     base = 0
@@ -124,26 +141,40 @@ def import_channels(
         for source in sources:
             parsed = ((f"{source.name}:{line}", rec) for line, rec in source.records())
             for batch in chunked(parsed, IMPORT_BATCH):
-                _write_batch(conn, [(where, *channel_row(rec, where, stamp)) for where, rec in batch], result)
+                rows = [(where, *channel_row(rec, where, stamp)) for where, rec in batch]
+                _write_batch(conn, rows, stamp, result)
                 if on_progress:
                     on_progress(base + source.bytes_read)
             base += source.size
     return result
 
 
-def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], result: ChannelImportResult) -> None:
-    _check_members_exist(conn, batch)
-    cids = [row["cid"] for _, row, _ in batch]
-    existing = set(conn.scalars(select(CHANNELS.c.cid).where(CHANNELS.c.cid.in_(cids))))
-    latest = {row["cid"]: (row, members) for _, row, members in batch}
+def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], stamp: datetime,
+                 result: ChannelImportResult) -> None:
+    _check_users_exist(conn, batch)
+    latest = {row["cid"]: (row, members) for _, row, members in batch}  # the last record of a cid wins
     result.records += len(batch)
-    result.updated += len(existing)
-    result.inserted += len(latest) - len(existing)
+    result.duplicates += len(batch) - len(latest)
+    stored = conn.execute(
+        select(CHANNELS.c.cid, CHANNELS.c.pk, CHANNELS.c.created_at, CHANNELS.c.updated_at)
+        .where(CHANNELS.c.cid.in_(list(latest)))
+    ).all()
+    for cid, _pk, created_at, updated_at in stored:
+        if updated_at == stamp:
+            result.duplicates += 1  # written earlier in this same import
+        else:
+            result.updated += 1
+        row = latest[cid][0]
+        row["created_at"] = row["created_at"] or created_at
+    result.inserted += len(latest) - len(stored)
+    for row, _ in latest.values():
+        row["created_at"] = row["created_at"] or stamp
+    joined = _member_since(conn, [pk for _, pk, _, _ in stored])
     upsert(conn, CHANNELS, [row for row, _ in latest.values()], keys=["cid"])
     pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(CHANNELS.c.cid.in_(list(latest)))).all())
     conn.execute(delete(MEMBERS).where(MEMBERS.c.channel_pk.in_(list(pks.values()))))
     member_rows = [
-        {**m, "channel_pk": pks[cid], "created_at": row["created_at"]}
+        {**m, "channel_pk": pks[cid], "created_at": joined.get((pks[cid], m["user_id"]), stamp)}
         for cid, (row, members) in latest.items() for m in members
     ]
     if member_rows:
@@ -151,16 +182,28 @@ def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], re
     result.members += len(member_rows)
 
 
-def _check_members_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]]]) -> None:
+def _member_since(conn: Connection, channel_pks: list[int]) -> dict[tuple[int, str], datetime]:
+    """When each current member of these channels joined, to keep it across a re-import."""
+    if not channel_pks:
+        return {}
+    rows = conn.execute(
+        select(MEMBERS.c.channel_pk, MEMBERS.c.user_id, MEMBERS.c.created_at).where(MEMBERS.c.channel_pk.in_(channel_pks))
+    ).all()
+    return {(pk, user_id): created_at for pk, user_id, created_at in rows}
+
+
+def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]]]) -> None:
     wanted = {m["user_id"] for _, _, members in batch for m in members}
     wanted |= {row["created_by_id"] for _, row, _ in batch if row["created_by_id"]}
     known = set()
     for chunk in chunked(wanted, 10_000):
         known.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk))))
     for where, row, members in batch:
-        for user_id in [m["user_id"] for m in members] + [row["created_by_id"]]:
-            if user_id and user_id not in known:
-                raise InvalidInput(f"{where}: member {user_id!r} of {row['cid']} is not a known user")
+        for member in members:
+            if member["user_id"] not in known:
+                raise InvalidInput(f"{where}: member {member['user_id']!r} of {row['cid']} is not a known user")
+        if row["created_by_id"] and row["created_by_id"] not in known:
+            raise InvalidInput(f"{where}: created_by_id {row['created_by_id']!r} of {row['cid']} is not a known user")
 
 
 def member_json(row: Any) -> dict[str, Any]:

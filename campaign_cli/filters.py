@@ -9,6 +9,7 @@ Semantics, shared by every object type (and mirrored by the plain-Python oracle 
 - `$in`/`$nin` take a list of scalars; `$contains` matches an array field holding the value;
   `$autocomplete` is a case-sensitive prefix match on a string;
 - `$and`, `$or`, `$nor` take a non-empty list of filters.
+- a custom field name may not be empty or hold a double quote, a backslash or a control character.
 Every leaf expression is two-valued (never SQL NULL) so that NOT and NOR behave as in Python.
 """
 
@@ -23,7 +24,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
-from sqlalchemy.types import Boolean, String
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean, Float, String
 
 from campaign_cli.errors import InvalidInput
 from campaign_cli.timeutil import parse_time
@@ -122,8 +124,9 @@ class _Compiler:
         if spec is None:
             if name in self.schema.foreign_fields or self.schema.custom_column is None:
                 raise self.fail(f"field {name!r} does not exist for {self.schema.name}")
-            if '"' in name or not name:
-                raise self.fail(f"field {name!r}: a field name cannot be empty or contain a double quote")
+            if not name or any(c == '"' or c == "\\" or c < " " for c in name):
+                raise self.fail(f"field {name!r}: a custom field name cannot be empty or contain "
+                                "a double quote, a backslash or a control character")
             spec = FieldSpec(column=None, kind="custom")
         if isinstance(condition, dict) and any(k.startswith("$") for k in condition):
             if not all(k.startswith("$") for k in condition):
@@ -197,7 +200,7 @@ def _column(col: Any, op: str, value: Any, nullable: bool) -> ColumnElement[bool
 
 def _custom(doc: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
     if op == "$exists":
-        present = json_kind(doc, key) != "missing"
+        present = json_kind(doc, key).not_in(["missing", "null"])  # a null field counts as missing
         return present if value else not_(present)
     if op == "$ne":
         return not_(_custom(doc, key, "$eq", value))
@@ -206,16 +209,17 @@ def _custom(doc: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
     if op == "$contains":
         return json_array_contains(doc, key, value)
     if op == "$autocomplete":
-        text = doc[key].as_string()
-        return and_(json_kind(doc, key) == "string", func.substr(text, 1, len(value)) == value)
+        text = json_scalar(doc, key, "string")
+        return and_(func.substr(text, 1, len(value)) == value, json_is(doc, key, "string"))
     if op == "$in":
         parts = [_custom(doc, key, "$eq", v) for v in value]
         return or_(*parts) if parts else false()
     kind = _kind_of(value)
-    extracted = {"number": doc[key].as_float, "string": doc[key].as_string, "bool": doc[key].as_boolean}[kind]()
-    compare = {"$eq": extracted.__eq__, "$gt": extracted.__gt__, "$gte": extracted.__ge__,
-               "$lt": extracted.__lt__, "$lte": extracted.__le__}[op]
-    return and_(json_kind(doc, key) == kind, compare(value))
+    scalar = json_scalar(doc, key, kind)
+    compare = {"$eq": scalar.__eq__, "$gt": scalar.__gt__, "$gte": scalar.__ge__,
+               "$lt": scalar.__lt__, "$lte": scalar.__le__}[op]
+    # The comparison first: on SQLite it rules out most rows before the type is looked at.
+    return and_(compare(value), json_is(doc, key, kind))
 
 
 def _list(col: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -248,6 +252,11 @@ def _kind_of(value: Any) -> str:
     return "string"
 
 
+# The SQL constructs below are cached by SQLAlchemy by their structure: everything a compile
+# function reads is either one of the construct's clauses (so its value is bound per execution)
+# or listed in `_traverse_internals` (so it is part of the cache key).
+
+
 class json_kind(FunctionElement):
     """The JSON type of `doc[key]` as one of number, string, bool, array, object, null, missing."""
 
@@ -255,24 +264,88 @@ class json_kind(FunctionElement):
     type = String()
 
     def __init__(self, doc: Any, key: str):
-        self.key = key
-        super().__init__(doc, literal(_json_path(key)))
+        super().__init__(doc, literal(_json_path(key)), literal(key))
 
 
 @compiles(json_kind, "sqlite")
 def _json_kind_sqlite(element: json_kind, compiler: Any, **kw: Any) -> str:
-    args = compiler.process(element.clauses, **kw)
-    return (f"CASE COALESCE(json_type({args}), 'missing') WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
-            f"WHEN 'text' THEN 'string' WHEN 'true' THEN 'bool' WHEN 'false' THEN 'bool' "
-            f"ELSE COALESCE(json_type({args}), 'missing') END")
+    doc, path, _key = (compiler.process(c, **kw) for c in element.clauses)
+    kind = f"COALESCE(json_type({doc}, {path}), 'missing')"
+    return (f"CASE {kind} WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' WHEN 'text' THEN 'string' "
+            f"WHEN 'true' THEN 'bool' WHEN 'false' THEN 'bool' ELSE {kind} END")
 
 
 @compiles(json_kind, "postgresql")
 def _json_kind_postgresql(element: json_kind, compiler: Any, **kw: Any) -> str:
-    doc = compiler.process(list(element.clauses)[0], **kw)
-    key = compiler.process(literal(element.key), **kw)
-    return (f"CASE COALESCE(json_typeof({doc} -> {key}), 'missing') WHEN 'boolean' THEN 'bool' "
-            f"ELSE COALESCE(json_typeof({doc} -> {key}), 'missing') END")
+    doc, _path, key = (compiler.process(c, **kw) for c in element.clauses)
+    kind = f"COALESCE(json_typeof({doc} -> {key}), 'missing')"
+    return f"CASE {kind} WHEN 'boolean' THEN 'bool' ELSE {kind} END"
+
+
+_JSON_TYPES = {
+    "sqlite": {"number": ("integer", "real"), "string": ("text",), "bool": ("true", "false")},
+    "postgresql": {"number": ("number",), "string": ("string",), "bool": ("boolean",)},
+}
+_SQL_TYPES = {"number": Float(), "string": String(), "bool": Boolean()}
+
+
+def _sqlite_types(kind: str) -> str:
+    """SQLite's json_type names of a kind, as an SQL list: ('integer', 'real')."""
+    return "(" + ", ".join(f"'{name}'" for name in _JSON_TYPES["sqlite"][kind]) + ")"
+
+
+class json_is(FunctionElement):
+    """True when `doc[key]` is a JSON value of `kind` (number, string or bool); false, never NULL, otherwise."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [*FunctionElement._traverse_internals, ("kind", InternalTraversal.dp_string)]
+
+    def __init__(self, doc: Any, key: str, kind: str):
+        self.kind = kind
+        super().__init__(doc, literal(_json_path(key)), literal(key))
+
+
+@compiles(json_is, "sqlite")
+def _json_is_sqlite(element: json_is, compiler: Any, **kw: Any) -> str:
+    doc, path, _key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(COALESCE(json_type({doc}, {path}), '') IN {_sqlite_types(element.kind)})"
+
+
+@compiles(json_is, "postgresql")
+def _json_is_postgresql(element: json_is, compiler: Any, **kw: Any) -> str:
+    doc, _path, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(COALESCE(json_typeof({doc} -> {key}), '') = '{_JSON_TYPES['postgresql'][element.kind][0]}')"
+
+
+class json_scalar(FunctionElement):
+    """The value at `doc[key]` as an SQL value, to compare with a value of `kind`; only meaningful
+    together with `json_is(doc, key, kind)`, which rules out the other JSON types (and NULL)."""
+
+    inherit_cache = True
+    _traverse_internals = [*FunctionElement._traverse_internals, ("kind", InternalTraversal.dp_string)]
+
+    def __init__(self, doc: Any, key: str, kind: str):
+        self.kind = kind
+        self.type = _SQL_TYPES[kind]
+        super().__init__(doc, literal(_json_path(key)), literal(key))
+
+
+@compiles(json_scalar, "sqlite")
+def _json_scalar_sqlite(element: json_scalar, compiler: Any, **kw: Any) -> str:
+    # json_extract gives SQL integers, reals and text as they are (true and false as 1 and 0).
+    doc, path, _key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"json_extract({doc}, {path})"
+
+
+@compiles(json_scalar, "postgresql")
+def _json_scalar_postgresql(element: json_scalar, compiler: Any, **kw: Any) -> str:
+    # Cast only a value of the right JSON type: PostgreSQL may evaluate either side of an AND
+    # first, and casting the text 'abc' to a number is an error there, not false.
+    doc, _path, key = (compiler.process(c, **kw) for c in element.clauses)
+    json_type = _JSON_TYPES["postgresql"][element.kind][0]
+    sql_type = {"number": "double precision", "string": "text", "bool": "boolean"}[element.kind]
+    return f"(CASE WHEN json_typeof({doc} -> {key}) = '{json_type}' THEN CAST({doc} ->> {key} AS {sql_type}) END)"
 
 
 class json_array_contains(FunctionElement):
@@ -280,29 +353,28 @@ class json_array_contains(FunctionElement):
 
     inherit_cache = True
     type = Boolean()
+    _traverse_internals = [*FunctionElement._traverse_internals, ("kind", InternalTraversal.dp_string)]
 
     def __init__(self, doc: Any, key: str | None, value: Any):
-        self.key = key
         self.kind = _kind_of(value)
-        path = _json_path(key) if key is not None else "$"
-        super().__init__(doc, literal(path), literal(value))
-
-
-_SQLITE_TYPES = {"number": "('integer', 'real')", "string": "('text')", "bool": "('true', 'false')"}
+        keys = (literal(_json_path(key)), literal(key)) if key is not None else (literal("$"),)
+        super().__init__(doc, literal(value), *keys)
 
 
 @compiles(json_array_contains, "sqlite")
 def _contains_sqlite(element: json_array_contains, compiler: Any, **kw: Any) -> str:
-    doc, path, value = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"(json_type({doc}, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each({doc}, {path}) AS je "
-            f"WHERE je.type IN {_SQLITE_TYPES[element.kind]} AND je.value = {value}))")
+    doc, value, path, *_key = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(COALESCE(json_type({doc}, {path}), '') = 'array' "
+            f"AND EXISTS (SELECT 1 FROM json_each({doc}, {path}) AS je "
+            f"WHERE je.type IN {_sqlite_types(element.kind)} AND je.value = {value}))")
 
 
 @compiles(json_array_contains, "postgresql")
 def _contains_postgresql(element: json_array_contains, compiler: Any, **kw: Any) -> str:
-    doc, _path, value = (compiler.process(c, **kw) for c in element.clauses)
-    target = f"({doc} -> {compiler.process(literal(element.key), **kw)})" if element.key is not None else doc
-    return (f"(json_typeof({target}) = 'array' AND {target}::jsonb @> jsonb_build_array({value}))")
+    doc, value, _path, *key = (compiler.process(c, **kw) for c in element.clauses)
+    target = f"({doc} -> {key[0]})" if key else doc
+    return (f"(COALESCE(json_typeof({target}), '') = 'array' "
+            f"AND COALESCE({target}::jsonb @> jsonb_build_array({value}), false))")
 
 
 def _json_path(key: str) -> str:

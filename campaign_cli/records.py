@@ -2,24 +2,29 @@
 
 Each reader yields `(line, record)` pairs and never holds more than one chunk of the file,
 so memory does not grow with the file. Bad JSON, bad UTF-8 and a CSV without an `id`
-column are exit 3 naming the file and line.
+column are exit 3 naming the file and line. Files are read as bytes and decoded line by
+line (or chunk by chunk for a JSON array), so a bad byte is reported on its own line.
+A UTF-8 byte order mark at the start of a file is skipped.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from campaign_cli.errors import InvalidInput
 
 FORMATS = ("jsonl", "json", "csv")
 CHUNK = 1 << 20
 MAX_RECORD = 16 << 20
+BOM = "\ufeff"
 
 
 class RecordSource:
@@ -40,11 +45,10 @@ class RecordSource:
 
     def records(self) -> Iterator[tuple[int, Any]]:
         """Yield `(line, value)` for every record in the file."""
-        self._raw = sys.stdin.buffer if self.name == "-" else open(self.name, "rb")  # noqa: SIM115
-        text = io.TextIOWrapper(self._raw, encoding="utf-8", errors="strict", newline="")
+        self._raw = _stdin() if self.name == "-" else open(self.name, "rb")  # noqa: SIM115
         reader = {"jsonl": _jsonl, "json": _json_array, "csv": _csv}[self._detect()]
         try:
-            yield from reader(text, self.name)
+            yield from reader(self._raw, self.name)
         finally:
             if self.name != "-":
                 self._raw.close()
@@ -55,6 +59,12 @@ class RecordSource:
             return self.fmt
         head = self._raw.peek(256)[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
         return "json" if head.startswith(b"[") else "jsonl"
+
+
+def _stdin() -> BinaryIO:
+    """Standard input as a buffered byte stream that can `peek` (a test runner may give a plain BytesIO)."""
+    raw = sys.stdin.buffer
+    return raw if hasattr(raw, "peek") else io.BufferedReader(raw)
 
 
 def _size(name: str) -> int:
@@ -75,40 +85,68 @@ def _decode_error(name: str, line: int) -> InvalidInput:
     return InvalidInput(f"{name}:{line}: not valid UTF-8")
 
 
-def _jsonl(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
-    line_no = 0
-    try:
-        for line_no, line in enumerate(text, 1):
+def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """The lines of a byte stream, decoded one by one so that bad UTF-8 names its line.
+
+    A line longer than MAX_RECORD is refused rather than read whole into memory.
+    """
+    for line_no, line in enumerate(iter(partial(raw.readline, MAX_RECORD + 1), b""), 1):
+        if len(line) > MAX_RECORD:
+            raise InvalidInput(f"{name}:{line_no}: a line longer than {MAX_RECORD >> 20} MB")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _decode_error(name, line_no) from None
+        yield line_no, text.removeprefix(BOM) if line_no == 1 else text
+
+
+def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
+    loads = json.loads
+    for line_no, line in _lines(raw, name):
+        try:
+            record = loads(line)
+        except json.JSONDecodeError as exc:
             if not line.strip():
                 continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise _decode_error(name, line_no + 1) from None
+            column = min(exc.pos, len(line.rstrip("\r\n"))) + 1  # not past the end of the line
+            raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {column}") from None
+        if "\\u" in line:
+            _check_unicode(record, name, line_no)
+        yield line_no, record
 
 
-def _json_array(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
+def _check_unicode(record: Any, name: str, line: int) -> None:
+    """A `\\ud800`-style escape can smuggle a lone surrogate into a string, which no database can store."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{name}:{line}: text holds a lone surrogate escape (like \\ud800), not valid Unicode") from None
+
+
+def _json_array(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
     """Stream the elements of a top-level JSON array, one at a time."""
-    reader = _ArrayReader(text, name)
+    reader = _ArrayReader(raw, name)
     yield from reader.elements()
 
 
 class _ArrayReader:
-    def __init__(self, text: TextIO, name: str):
-        self.text, self.name = text, name
+    def __init__(self, raw: BinaryIO, name: str):
+        self.raw, self.name = raw, name
         self.buf, self.pos, self.line, self.eof = "", 0, 1, False
         self.decoder = json.JSONDecoder()
+        self.utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+        self.lines_decoded = 0  # newlines in the bytes decoded so far, to place a bad byte
 
     def fill(self) -> bool:
+        data = self.raw.read(CHUNK)
         try:
-            chunk = self.text.read(CHUNK)
-        except UnicodeDecodeError:
-            raise _decode_error(self.name, self.line + self.buf.count("\n", self.pos)) from None
+            chunk = self.utf8.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(self.name, self.lines_decoded + exc.object[:exc.start].count(b"\n") + 1) from None
+        self.lines_decoded += data.count(b"\n")
         if not chunk:
-            self.eof = True
-            return False
+            self.eof = not data
+            return bool(data) and self.fill()
         self.buf = self.buf[self.pos:] + chunk
         self.pos = 0
         return True
@@ -158,6 +196,8 @@ class _ArrayReader:
                 continue
             if end == len(self.buf) and not self.eof and self.fill():
                 continue  # a number may go on in the next chunk
+            if self.buf.find("\\u", self.pos, end) >= 0:
+                _check_unicode(value, self.name, self.line)
             self.line += self.buf.count("\n", self.pos, end)
             self.pos = end
             return value
@@ -167,9 +207,9 @@ class _ArrayReader:
             raise self.fail("unexpected data after the closing ']'")
 
 
-def _csv(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
+def _csv(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(text for _, text in _lines(raw, name))
     try:
-        reader = csv.DictReader(text)
         if reader.fieldnames is None:
             return
         if "id" not in reader.fieldnames:
@@ -178,8 +218,6 @@ def _csv(text: TextIO, name: str) -> Iterator[tuple[int, Any]]:
             if None in row:
                 raise InvalidInput(f"{name}:{reader.line_num}: more cells than columns in the header")
             yield reader.line_num, {k: _csv_cell(k, v) for k, v in row.items() if v not in (None, "") or k == "id"}
-    except UnicodeDecodeError:
-        raise _decode_error(name, reader.line_num + 1) from None
     except csv.Error as exc:
         raise InvalidInput(f"{name}:{reader.line_num}: bad CSV: {exc}") from None
 

@@ -14,7 +14,7 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo" / "run.sh"
 
 @pytest.mark.skipif(shutil.which("campaign") is None, reason="the campaign command is not installed")
 def test_demo_sends_a_campaign_once_and_a_rerun_sends_nothing(tmp_path):
-    env = {**os.environ, "DEMO_USERS": "300", "CAMPAIGN_DB": str(tmp_path / "demo.db"), "PATH": os.environ["PATH"]}
+    env = {**os.environ, "DEMO_USERS": "300", "CAMPAIGN_DB": str(tmp_path / "demo.db")}
     run = subprocess.run(["bash", str(DEMO)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "campaign demo-release already completed; nothing to send" in run.stderr
