@@ -135,7 +135,9 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
             raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})")
-        if row.status not in ("in_progress", "completed"):
+        if row.status == "scheduled":
+            say(f"campaign {campaign_id} is scheduled for {row.scheduled_for.isoformat()}: not due yet")
+        elif row.status not in ("in_progress", "completed"):
             raise Conflict(f"campaign {campaign_id!r} is {row.status}: nothing to send")
 
 
