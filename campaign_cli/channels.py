@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter, member_exists
-from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.paging import page_by_key
 from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import chunked, upsert
 from campaign_cli.store.engine import reading, writing
@@ -25,7 +25,9 @@ USERS = User.__table__
 IMPORT_BATCH = 2000
 STANDARD_FIELDS = ("cid", "type", "id", "team", "created_by_id", "members", "member_count",
                    "created_at", "updated_at", "last_message_at")
-USER_ONLY_FIELDS = frozenset({"name", "role", "teams", "language", "last_active", "banned", "devices"})
+# User fields a channel filter refuses as "does not exist for channels". Names that channels
+# commonly carry as custom fields (name, language) stay usable as custom fields.
+USER_ONLY_FIELDS = frozenset({"role", "teams", "last_active", "banned", "devices"})
 
 CHANNEL_FILTER = FilterSchema(
     name="channels",
@@ -230,15 +232,9 @@ def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
 
 def list_channels(engine: Engine, filter_: dict | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """One page of channels matching `filter_`, in creation order."""
-    check_limit(limit, 1000)
-    query = select(CHANNELS).where(compile_filter(filter_, CHANNEL_FILTER, "--filter")).order_by(CHANNELS.c.pk)
-    if cursor:
-        query = query.where(CHANNELS.c.pk > decode_cursor(cursor, "channels")[0])
-    with reading(engine) as conn:
-        rows = conn.execute(query.limit(limit + 1)).all()
-    page = rows[:limit]
-    nxt = encode_cursor("channels", [page[-1].pk]) if len(rows) > limit else None
-    return [channel_json(r) for r in page], nxt
+    query = select(CHANNELS).where(compile_filter(filter_, CHANNEL_FILTER, "--filter"))
+    rows, nxt = page_by_key(engine, query, CHANNELS.c.pk, "channels", limit, cursor)
+    return [channel_json(r) for r in rows], nxt
 
 
 def get_channel(engine: Engine, cid: str) -> dict[str, Any]:

@@ -6,9 +6,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.paging import page_by_key
 from campaign_cli.sending.events import event_json
-from campaign_cli.store.engine import reading
 from campaign_cli.store.models import Event, Message
 from campaign_cli.timeutil import to_json
 
@@ -31,8 +30,8 @@ def list_messages(engine: Engine, campaign_id: str | None, limit: int, cursor: s
     query = select(MESSAGES)
     if campaign_id:
         query = query.where(MESSAGES.c.campaign_id == campaign_id)
-    rows = _fetch(engine, query, MESSAGES.c.pk, scope, limit, cursor)
-    return [message_json(r) for r in rows[:limit]], _next(rows, limit, scope)
+    rows, nxt = page_by_key(engine, query, MESSAGES.c.pk, scope, limit, cursor)
+    return [message_json(r) for r in rows], nxt
 
 
 def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limit: int,
@@ -44,17 +43,5 @@ def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limi
         query = query.where(EVENTS.c.campaign_id == campaign_id)
     if type_:
         query = query.where(EVENTS.c.type == type_)
-    rows = _fetch(engine, query, EVENTS.c.pk, scope, limit, cursor)
-    return [event_json(r) for r in rows[:limit]], _next(rows, limit, scope)
-
-
-def _fetch(engine: Engine, query: Any, key: Any, scope: str, limit: int, cursor: str | None) -> list[Any]:
-    check_limit(limit, 1000)
-    if cursor:
-        query = query.where(key > decode_cursor(cursor, scope)[0])
-    with reading(engine) as conn:
-        return conn.execute(query.order_by(key).limit(limit + 1)).all()
-
-
-def _next(rows: list[Any], limit: int, scope: str) -> str | None:
-    return encode_cursor(scope, [rows[limit - 1].pk]) if len(rows) > limit else None
+    rows, nxt = page_by_key(engine, query, EVENTS.c.pk, scope, limit, cursor)
+    return [event_json(r) for r in rows], nxt

@@ -12,6 +12,8 @@ import hmac
 import json
 from typing import Any
 
+from sqlalchemy import Engine, Select
+
 from campaign_cli.errors import InvalidInput
 
 # Not a secret: the signature only tells our cursors from hand-made or damaged ones.
@@ -46,3 +48,18 @@ def check_limit(limit: int, maximum: int) -> int:
     if limit < 1 or limit > maximum:
         raise InvalidInput(f"--limit: must be between 1 and {maximum}, got {limit}")
     return limit
+
+
+def page_by_key(engine: Engine, query: Select, key: Any, scope: str, limit: int, cursor: str | None,
+                maximum: int = 1000) -> tuple[list[Any], str | None]:
+    """One page of `query` in ascending `key` order (an integer key such as `pk`), and the cursor of the next.
+
+    Keyset paging: the cursor holds the last key printed, so every page costs the same.
+    """
+    check_limit(limit, maximum)
+    if cursor:
+        query = query.where(key > decode_cursor(cursor, scope)[0])
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    nxt = encode_cursor(scope, [getattr(rows[limit - 1], key.key)]) if len(rows) > limit else None
+    return rows[:limit], nxt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,9 +12,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
-from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.paging import page_by_key
 from campaign_cli.records import RecordSource
-from campaign_cli.store.bulk import chunked
+from campaign_cli.store.bulk import Prepared, chunked, converter
 from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import Channel, ChannelMember, User
 from campaign_cli.timeutil import now, parse_time, to_json
@@ -29,8 +29,9 @@ STANDARD_FIELDS = ("id", "name", "role", "teams", "language", "created_at", "upd
 _STANDARD = frozenset(STANDARD_FIELDS)
 _COLUMNS = (*STANDARD_FIELDS, "custom")
 _CREATED_AT = _COLUMNS.index("created_at")
-CHANNEL_ONLY_FIELDS = frozenset({"cid", "type", "team", "created_by_id", "member_count",
-                                 "last_message_at", "members"})
+# Channel fields a user filter refuses as "does not exist for users". Names that users
+# commonly carry as custom fields (type, team) stay usable as custom fields.
+CHANNEL_ONLY_FIELDS = frozenset({"cid", "created_by_id", "member_count", "last_message_at", "members"})
 
 USER_FILTER = FilterSchema(
     name="users",
@@ -109,14 +110,14 @@ class _UserImport:
 
     def __init__(self, conn: Connection, stamp: datetime, result: ImportResult):
         self.conn, self.result = conn, result
-        self.to_json, self.to_time = _converter(conn, "custom"), _converter(conn, "created_at")
-        to_bool = _converter(conn, "banned")
+        self.to_json, self.to_time = converter(conn, USERS.c.custom), converter(conn, USERS.c.created_at)
+        to_bool = converter(conn, USERS.c.banned)
         self.banned, self.not_banned = to_bool(True), to_bool(False)
         # updated_at is when this tool last wrote the user: it also tells duplicates within one import.
         self.stamp = self.to_time(stamp)
         self.no_list, self.no_custom = self.to_json([]), self.to_json({})
-        self.upsert = _Compiled(conn, _upsert_statement(conn), _COLUMNS)
-        self.lookups: dict[int, _Compiled] = {}  # by number of ids: a full batch, and the last one of each file
+        self.upsert = Prepared(conn, _upsert_statement(conn), _COLUMNS)
+        self.lookups: dict[int, Prepared] = {}  # by number of ids: a full batch, and the last one of each file
 
     def row(self, record: Any, file: str, line: int) -> list[Any]:
         """Validate one record (errors name file:line) and turn it into driver values, in `_COLUMNS` order.
@@ -170,7 +171,7 @@ class _UserImport:
         for row in rows.values():
             if row[_CREATED_AT] is None:
                 row[_CREATED_AT] = self.stamp
-        self.conn.exec_driver_sql(self.upsert.sql, self.upsert.params(list(rows.values())))
+        self.upsert.execute(self.conn, list(rows.values()))
 
     def _stored(self, ids: list[str]) -> list[Any]:
         """(id, created_at, updated_at) of the stored users among `ids`, as the driver returns them."""
@@ -179,35 +180,8 @@ class _UserImport:
             names = [f"id{n}" for n in range(len(ids))]
             statement = select(USERS.c.id, USERS.c.created_at, USERS.c.updated_at).where(
                 USERS.c.id.in_([bindparam(name) for name in names]))
-            lookup = self.lookups[len(ids)] = _Compiled(self.conn, statement, names)
+            lookup = self.lookups[len(ids)] = Prepared(self.conn, statement, names)
         return self.conn.exec_driver_sql(lookup.sql, lookup.params([ids])[0]).all()
-
-
-class _Compiled:
-    """A statement compiled once by SQLAlchemy for a dialect, fed lists of driver values in `names` order."""
-
-    def __init__(self, conn: Connection, statement: Any, names: Sequence[str]):
-        compiled = statement.compile(dialect=conn.dialect, column_keys=list(names))
-        self.sql = compiled.string
-        self.names = list(names)
-        self.order = None
-        if compiled.positional and list(compiled.positiontup) != self.names:
-            self.order = [self.names.index(name) for name in compiled.positiontup]
-        self.named = not compiled.positional
-
-    def params(self, rows: list[list[Any]]) -> list[Any]:
-        """Rows as the driver wants them: tuples in placeholder order, or dicts for named placeholders."""
-        if self.named:
-            return [dict(zip(self.names, row)) for row in rows]
-        if self.order is not None:
-            return [tuple([row[i] for i in self.order]) for row in rows]
-        return [tuple(row) for row in rows]
-
-
-def _converter(conn: Connection, column: str) -> Callable[[Any], Any]:
-    """The bind conversion of a `users` column's type for this connection's dialect."""
-    dialect = conn.dialect
-    return USERS.c[column].type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
 
 
 def _is_text(value: Any) -> bool:
@@ -262,15 +236,9 @@ def user_json(row: Any) -> dict[str, Any]:
 
 def list_users(engine: Engine, filter_: dict | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """One page of users matching `filter_`, in import order; returns the page and the next cursor."""
-    check_limit(limit, 1000)
-    query = select(USERS).where(compile_filter(filter_, USER_FILTER, "--filter")).order_by(USERS.c.pk)
-    if cursor:
-        query = query.where(USERS.c.pk > decode_cursor(cursor, "users")[0])
-    with reading(engine) as conn:
-        rows = conn.execute(query.limit(limit + 1)).all()
-    page = rows[:limit]
-    nxt = encode_cursor("users", [page[-1].pk]) if len(rows) > limit else None
-    return [user_json(r) for r in page], nxt
+    query = select(USERS).where(compile_filter(filter_, USER_FILTER, "--filter"))
+    rows, nxt = page_by_key(engine, query, USERS.c.pk, "users", limit, cursor)
+    return [user_json(r) for r in rows], nxt
 
 
 def count_users(engine: Engine, filter_: dict | None) -> int:

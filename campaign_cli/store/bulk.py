@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, TypeDecorator, bindparam, cast, select
+from sqlalchemy import Connection, String, Table, bindparam, cast, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,47 +46,63 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-class RawInsert:
-    """An INSERT compiled once per dialect and executed with DB-ready tuples.
+class Prepared:
+    """A statement compiled once by SQLAlchemy for a connection's dialect, executed with driver values.
 
-    SQLAlchemy's per-row parameter processing (type processors, JSON serialisation) costs more
-    than SQLite's own insert in the sender's hot path; the values given here are already what
-    the driver takes (see `db_value`), so the rows go straight to the driver's executemany.
-    Rows are tuples in the order of `columns`, which must follow the table's column order.
+    In hot paths SQLAlchemy's per-row parameter handling (type processing, JSON serialisation)
+    cost more than the database work; rows given here already hold what the driver takes (see
+    `converter`) and go straight to the driver's executemany, as lists in `names` order.
     """
 
+    def __init__(self, conn: Connection, statement: Any, names: Sequence[str]):
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(names))
+        self.sql = compiled.string
+        self.names = list(names)
+        self.order = None
+        if compiled.positional and list(compiled.positiontup) != self.names:
+            self.order = [self.names.index(name) for name in compiled.positiontup]
+        self.named = not compiled.positional
+
+    def params(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Rows as the driver wants them: tuples in placeholder order, or dicts for named placeholders."""
+        if self.named:
+            return [dict(zip(self.names, row)) for row in rows]
+        if self.order is not None:
+            return [tuple([row[i] for i in self.order]) for row in rows]
+        return [tuple(row) for row in rows]
+
+    def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> Any:
+        """Run the statement once per row."""
+        return conn.exec_driver_sql(self.sql, self.params(rows))
+
+
+class RawInsert:
+    """An INSERT of `columns` into `table`, prepared once per dialect (see `Prepared`)."""
+
     def __init__(self, table: Table, columns: Sequence[str]):
-        in_table_order = [c.name for c in table.columns if c.name in columns]
-        if in_table_order != list(columns):
-            raise ValueError(f"RawInsert({table.name}): list columns in table order: {in_table_order}")
-        self.table = table
+        self.statement = table.insert().values({c: bindparam(c) for c in columns})
         self.columns = list(columns)
-        self._compiled: dict[str, tuple[str, bool]] = {}
+        self._prepared: dict[str, Prepared] = {}
 
     def execute(self, conn: Connection, rows: list[tuple]) -> None:
-        """Insert `rows` (tuples of DB-ready values, in the order of `columns`)."""
+        """Insert `rows`: tuples of driver values in the order of `columns`."""
         if not rows:
             return
-        sql, positional = self._statement(conn)
-        conn.exec_driver_sql(sql, rows if positional else [dict(zip(self.columns, row)) for row in rows])
-
-    def _statement(self, conn: Connection) -> tuple[str, bool]:
         name = conn.dialect.name
-        if name not in self._compiled:
-            stmt = self.table.insert().values({c: bindparam(c) for c in self.columns})
-            compiled = stmt.compile(dialect=conn.dialect)
-            if compiled.positional and list(compiled.positiontup) != self.columns:
-                raise ValueError(f"RawInsert({self.table.name}): unexpected parameter order {compiled.positiontup}")
-            self._compiled[name] = (str(compiled), compiled.positional)
-        return self._compiled[name]
+        if name not in self._prepared:
+            self._prepared[name] = Prepared(conn, self.statement, self.columns)
+        self._prepared[name].execute(conn, rows)
+
+
+def converter(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """The bind conversion of `column`'s type for this connection's dialect (a time, a JSON document…)."""
+    dialect = conn.dialect
+    return column.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
 
 
 def db_value(conn: Connection, column: Any, value: Any) -> Any:
-    """`value` as the driver takes it for `column` (e.g. a time or a JSON document), processed once."""
-    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    if isinstance(column.type, TypeDecorator):
-        value = column.type.process_bind_param(value, conn.dialect)
-    return processor(value) if processor else value
+    """`value` as the driver takes it for `column`, converted once."""
+    return converter(conn, column)(value)
 
 
 class _json_array_rows(FunctionElement):
