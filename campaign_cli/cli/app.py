@@ -6,7 +6,6 @@ import os
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,7 +20,7 @@ from campaign_cli.store.engine import translate_db_errors
 class CampaignGroup(TyperGroup):
     """The root group: turns every CampaignError into one line on stderr and its exit code (SPEC §6)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             with translate_db_errors():
                 return super().invoke(ctx)
@@ -38,7 +37,7 @@ class CampaignGroup(TyperGroup):
 
 def _report(exc: CampaignError) -> None:
     for line in str(exc).splitlines() or [type(exc).__name__]:
-        click.echo(f"error: {line}", err=True)
+        typer.echo(f"error: {line}", err=True)
 
 
 app = typer.Typer(
@@ -59,7 +58,7 @@ sending.register(app)
 
 def _version(value: bool) -> None:
     if value:
-        click.echo(f"campaign {__version__}")
+        typer.echo(f"campaign {__version__}")
         raise typer.Exit()
 
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if os.environ.get("CAMPAIGN_DEBUG"):
             raise
-        click.echo(f"error: unexpected failure: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"error: unexpected failure: {type(exc).__name__}: {exc}", err=True)
         return 1
     return 0
 

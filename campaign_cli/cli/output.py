@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from campaign_cli.timeutil import parse_time, to_local
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 LimitOption = Annotated[int, typer.Option("--limit", help="Items per page.")]
@@ -51,9 +54,15 @@ def print_page(items: list[dict], nxt: str | None, key: str, as_json: bool, colu
         say(f"next: {nxt}")
 
 
+_JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
 def _cell(value: Any) -> Any:
+    """A JSON value as a table cell: times in the local zone, lists and objects as JSON."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and _JSON_TIME.match(value):
+        return to_local(parse_time(value, "time"))
     return value
 
 
