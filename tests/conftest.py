@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from campaign_cli.cli.app import app
+from http_receiver import Receiver
 
 
 @dataclass
@@ -23,6 +24,13 @@ class Run:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+    def error_line(self) -> str:
+        """The one stderr line of a failed run: it starts with 'error: ' and there is no traceback."""
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, self.stderr
+        assert lines[0].startswith("error: ")
+        return lines[0]
 
 
 class Cli:
@@ -58,3 +66,17 @@ class Cli:
 def cli(tmp_path: Path) -> Cli:
     """The CLI bound to a fresh database file in a temporary folder."""
     return Cli(tmp_path / "campaign.db", tmp_path)
+
+
+@pytest.fixture
+def receivers():
+    """Make real HTTP receivers on 127.0.0.1 (`receivers(secret)`); all are closed after the test."""
+    made: list[Receiver] = []
+
+    def make(secret: str | None = None) -> Receiver:
+        made.append(Receiver(secret))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()

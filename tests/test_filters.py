@@ -28,12 +28,6 @@ def in_test_folder(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 # --- errors, through the CLI -------------------------------------------------------------------
 
 
-def error_line(run: Any) -> str:
-    """The one stderr line of a failed run (and there is exactly one, with no traceback)."""
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -78,24 +72,24 @@ def error_line(run: Any) -> str:
 def test_bad_user_filter_is_exit_3_naming_the_problem(cli, filter_text, message):
     run = cli("users", "list", "--filter", filter_text)
     assert run.exit_code == 3
-    assert error_line(run) == message
+    assert run.error_line() == message
     assert run.stdout == ""
 
 
 def test_bad_filter_with_count_is_exit_3(cli):
     run = cli("users", "list", "--count", "--filter", '{"$foo": 1}')
     assert run.exit_code == 3
-    assert error_line(run).startswith("error: --filter: unknown operator '$foo'")
+    assert run.error_line().startswith("error: --filter: unknown operator '$foo'")
 
 
 def test_channel_filter_refuses_user_fields_and_bad_members(cli):
     run = cli("channels", "list", "--filter", '{"banned": true}')
-    assert (run.exit_code, error_line(run)) == (3, "error: --filter: field 'banned' does not exist for channels")
+    assert (run.exit_code, run.error_line()) == (3, "error: --filter: field 'banned' does not exist for channels")
     run = cli("channels", "list", "--filter", '{"members": {"$gt": "u1"}}')
-    assert (run.exit_code, error_line(run)) == (
+    assert (run.exit_code, run.error_line()) == (
         3, "error: --filter: field 'members': operator $gt is not allowed on a members field")
     run = cli("channels", "list", "--filter", '{"members": {"$in": [1]}}')
-    assert (run.exit_code, error_line(run)) == (3, "error: --filter: field 'members': $in takes a string")
+    assert (run.exit_code, run.error_line()) == (3, "error: --filter: field 'members': $in takes a string")
 
 
 def test_filters_on_standard_and_custom_fields_through_the_cli(cli):

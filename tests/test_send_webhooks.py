@@ -28,19 +28,6 @@ def world(cli):
     return cli
 
 
-@pytest.fixture
-def receivers():
-    made: list[Receiver] = []
-
-    def make(secret: str | None = None) -> Receiver:
-        made.append(Receiver(secret))
-        return made[-1]
-
-    yield make
-    for receiver in made:
-        receiver.close()
-
-
 def bodies(receiver: Receiver) -> list[dict]:
     return [json.loads(request.body) for request in receiver.requests]
 

@@ -34,19 +34,6 @@ def engine(tmp_path: Path) -> Engine:
 
 
 @pytest.fixture
-def receivers():
-    made: list[Receiver] = []
-
-    def make(secret: str | None = None) -> Receiver:
-        made.append(Receiver(secret))
-        return made[-1]
-
-    yield make
-    for receiver in made:
-        receiver.close()
-
-
-@pytest.fixture
 def drainers(engine: Engine):
     made: list[OutboxDrainer] = []
 

@@ -15,16 +15,10 @@ def in_test_folder(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def error_line(run: Any) -> str:
-    """The one stderr line of a failed run: it starts with 'error: ' and there is no traceback."""
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def fails(run: Any, exit_code: int, message: str) -> None:
-    assert (run.exit_code, error_line(run)) == (exit_code, f"error: {message}")
+    assert (run.exit_code, run.error_line()) == (exit_code, f"error: {message}")
     assert run.stdout == ""
 
 
