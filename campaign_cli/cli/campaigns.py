@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
 from campaign_cli.cli.context import engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
 from campaign_cli.errors import UsageError
 from campaign_cli.filters import parse_filter_text
+from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.timeutil import parse_time, to_local
 
 FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
@@ -79,14 +81,21 @@ def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False
 
 def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
     """Show a campaign's status, progress and counts (compact; --json for the full object)."""
-    campaign = service.get_campaign(engine_of(ctx), campaign_id)
+    print_status(engine_of(ctx), campaign_id, as_json)
+
+
+def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
+    """The campaign object as JSON, or the compact view with its webhook and push deliveries."""
+    campaign = service.get_campaign(engine, campaign_id)
     if as_json:
         emit_json(campaign)
         return
-    stdout.print(status_view(campaign))
+    with engine.connect() as conn:
+        deliveries = outbox_stats(conn, campaign_id)
+    stdout.print(status_view(campaign, deliveries))
 
 
-def status_view(campaign: dict[str, Any]) -> Table:
+def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] | None = None) -> Table:
     stats = campaign["stats"]
     view = Table.grid(padding=(0, 2))
     view.add_column(style="bold")
@@ -102,6 +111,9 @@ def status_view(campaign: dict[str, Any]) -> Table:
     view.add_row("channels", f"created {stats['stats_channels_created']} · users sent {stats['stats_users_sent']}")
     if stats["stats_skipped"]:
         view.add_row("skipped", " · ".join(f"{reason} {n}" for reason, n in sorted(stats["stats_skipped"].items())))
+    for sink, counts in (deliveries or {}).items():
+        if any(counts.values()):
+            view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
     for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):

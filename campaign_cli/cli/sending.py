@@ -15,11 +15,11 @@ from rich.progress import Progress as RichProgress
 
 from campaign_cli import history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import get_campaign, get_campaign_row
-from campaign_cli.cli.campaigns import status_view
+from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.cli.campaigns import print_status
 from campaign_cli.cli.context import app_context
 from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say,
-                                     stderr, stdout, table)
+                                     stderr, table)
 from campaign_cli.errors import Conflict, Interrupted
 from campaign_cli.sending import control
 from campaign_cli.sending.loop import BUSY, INTERRUPTED, Progress, Sender, delivering_events
@@ -250,8 +250,4 @@ def _progress_bar() -> Iterator[Any]:
 
 
 def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:
-    campaign = get_campaign(app_context(ctx).engine, campaign_id)
-    if as_json:
-        emit_json(campaign)
-    else:
-        stdout.print(status_view(campaign))
+    print_status(app_context(ctx).engine, campaign_id, as_json)

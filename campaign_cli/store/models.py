@@ -158,7 +158,8 @@ class Outbox(SQLModel, table=True):
     """A body waiting to be POSTed to a sink (`webhook` or `push`); drained by the event sinks."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "sink", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "sink", "status", "next_attempt_at"),
+                      Index("ix_outbox_campaign", "campaign_id", "sink", "status"))
     pk: int | None = Field(default=None, primary_key=True)
     sink: str
     event_type: str
