@@ -125,3 +125,17 @@ def test_push_records_go_to_members_with_devices_other_than_the_sender(world, re
                          "device_id": "carol-tab", "push_provider": "apn", "text": "Hello room", "sender_id": "acme",
                          "campaign_id": "room"}
     assert get(world, "muted")["stats"]["stats_messages_sent"] == 1
+
+
+def test_status_counts_the_webhook_calls_of_the_campaign(world, receivers):
+    hook = receivers(secret=SECRET)
+    hook.fail_forever(404)  # not retried: every call fails at once
+    settings = config(world, webhook={"url": hook.url, "secret": SECRET, "timeout": 1})
+    create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True, channel_template=NEWS)
+    world.ok("--config", str(settings), "start", "c1")
+
+    lines = [line.rstrip() for line in world.ok("status", "c1").stdout.splitlines()]
+
+    # campaign.started, 2 × (channel.created, message.new), campaign.completed
+    assert "webhook calls  pending 0 · delivered 0 · failed 6" in lines
+    assert not any(line.startswith("push calls") for line in lines)
