@@ -7,18 +7,16 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from campaign_cli.campaigns import get_campaign_row
-from campaign_cli.errors import InvalidInput
+from campaign_cli.paging import check_limit
 from campaign_cli.sending.batch import SENT, TARGETS, CampaignRun, Delivery, plan_batch
 from campaign_cli.sending.freeze import first_targets
 from campaign_cli.store.engine import reading
 from campaign_cli.templates import missing_fields
-from campaign_cli.timeutil import now
 
 
 def preview(engine: Engine, campaign_id: str, limit: int) -> list[dict[str, Any]]:
     """The next `limit` targets: channel, what would happen, rendered text and template fields missing for them."""
-    if limit < 1 or limit > 1000:
-        raise InvalidInput(f"--limit: must be between 1 and 1000, got {limit}")
+    check_limit(limit, 1000)
     with reading(engine) as conn:
         campaign = get_campaign_row(conn, campaign_id)
         run = CampaignRun(conn, campaign)
@@ -29,7 +27,7 @@ def preview(engine: Engine, campaign_id: str, limit: int) -> list[dict[str, Any]
                 select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
                 .where(TARGETS.c.campaign_pk == campaign.pk, TARGETS.c.seq > campaign.stats_done)
                 .order_by(TARGETS.c.seq).limit(limit))]
-        deliveries = plan_batch(conn, run, targets, now())
+        deliveries = plan_batch(conn, run, targets)
     return [_item(run, d) for d in deliveries]
 
 

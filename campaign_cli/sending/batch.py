@@ -182,12 +182,12 @@ def distinct_channel_id(user_ids: list[str]) -> str:
 # ---------------------------------------------------------------- planning
 
 
-def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str, str]], at: datetime) -> list[Delivery]:
+def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str, str]]) -> list[Delivery]:
     """Resolve and render a batch of (seq, target_id, kind) without writing anything."""
     deliveries = [Delivery(seq, target_id, kind) for seq, target_id, kind in targets]
     _resolve_receivers(conn, run, deliveries)
     _resolve_distinct_channels(conn, run, deliveries)
-    _attach_channels(conn, run, deliveries, at)
+    _attach_channels(conn, run, deliveries)
     for d in deliveries:
         if d.state == SENT:
             _render(run, d)
@@ -244,12 +244,12 @@ def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: l
         d.cid = found.get(d.target_id) or f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
 
 
-def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery], at: datetime) -> None:
+def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
     cids = list({d.cid for d in deliveries if d.state == SENT and d.cid})
     # .all(): iterating a result fetches row by row, which costs more than the query here.
     query = select(*_CHANNEL_COLUMNS).where(in_values(CHANNELS.c.cid, cids))
     existing = {row[1]: row for row in conn.execute(query).all()} if cids else {}
-    created: dict[str, NewChannel] = {}
+    missing = []
     for d in deliveries:
         if d.state != SENT:
             continue
@@ -261,48 +261,68 @@ def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delive
         elif not run.campaign.create_channels:
             d.give_up(SKIPPED, "no_channel")
         else:
+            missing.append(d)
+    _plan_new_channels(conn, run, missing)
+
+
+def _plan_new_channels(conn: Connection, run: CampaignRun, missing: list[Delivery]) -> None:
+    """Plan the channels to create, once per cid; a template that fails fails its target only."""
+    members = _members_by_target(conn, run, missing)
+    created: dict[str, NewChannel] = {}
+    for d in missing:
+        if d.state != SENT:
+            continue
+        if d.cid not in created:
             try:
-                d.new_channel = created.get(d.cid) or _plan_channel(conn, run, d, at)
+                created[d.cid] = _plan_channel(run, d, members.get(d.seq))
             except TemplateError as exc:
                 d.give_up(FAILED, f"template_error: {exc}")
                 continue
-            created[d.cid] = d.new_channel
-            d.channel = d.new_channel.vars
+        d.new_channel = created[d.cid]
+        d.channel = d.new_channel.vars
 
 
-def _plan_channel(conn: Connection, run: CampaignRun, d: Delivery, at: datetime) -> NewChannel:
-    ctx = run.context(d.receiver, None)
+def _members_by_target(conn: Connection, run: CampaignRun, missing: list[Delivery]) -> dict[int, list[str]]:
+    """The known users among each target's rendered `members` / `members_template`, with one query a batch."""
+    listed: dict[int, list[str]] = {}
+    for d in missing:
+        try:
+            members = run.templates.members(run.context(d.receiver, None))
+        except TemplateError as exc:
+            d.give_up(FAILED, f"template_error: {exc}")
+            continue
+        if members:
+            listed[d.seq] = members
+    if not listed:
+        return {}
+    wanted = {user_id for members in listed.values() for user_id in members}
+    known = set(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, wanted))).all())
+    return {seq: [u for u in members if u in known] for seq, members in listed.items()}
+
+
+def _plan_channel(run: CampaignRun, d: Delivery, listed: list[str] | None) -> NewChannel:
+    """A channel for the receiver: the template's known members or the receiver, plus the sender
+    unless `sender_mode: exclude`; the sender's membership hidden or archived per `sender_visibility`."""
     kind, _, channel_id = d.cid.partition(":")
-    member_ids = _member_ids(conn, run, d, ctx)
-    custom = run.templates.channel_custom(ctx)
+    member_ids = [d.target_id, *(listed or [])]
+    if run.campaign.sender_mode != "exclude":
+        member_ids.append(run.sender_id)
+    else:
+        member_ids = [u for u in member_ids if u != run.sender_id]
+    member_ids = list(dict.fromkeys(member_ids))
+    custom = run.templates.channel_custom(run.context(d.receiver, None))
     row = {"cid": d.cid, "type": kind, "id": channel_id, "team": run.team, "created_by_id": run.sender_id,
-           "member_count": len(member_ids), "created_at": at, "updated_at": at, "last_message_at": None,
-           "custom": custom}
+           "member_count": len(member_ids), "custom": custom}
     hidden = run.campaign.sender_visibility == "hidden"
     archived = run.campaign.sender_visibility == "archived"
     members = [
         {"user_id": uid, "channel_role": "owner" if uid == run.sender_id else "channel_member",
-         "hidden": hidden and uid == run.sender_id, "archived": archived and uid == run.sender_id,
-         "created_at": at, "last_read_at": None}
+         "hidden": hidden and uid == run.sender_id, "archived": archived and uid == run.sender_id}
         for uid in member_ids
     ]
     vars_ = {"cid": d.cid, "type": kind, "id": channel_id, "team": run.team, "created_by_id": run.sender_id,
-             "member_count": len(member_ids), **{k: v for k, v in custom.items()}}
+             "member_count": len(member_ids), **custom}
     return NewChannel(row, members, vars_)
-
-
-def _member_ids(conn: Connection, run: CampaignRun, d: Delivery, ctx: dict[str, Any]) -> list[str]:
-    """Members of a channel the campaign creates: the template's members (known users) or the receiver; plus the sender."""
-    listed = run.templates.members(ctx)
-    ids = [d.target_id]
-    if listed:
-        known = set(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, listed))))
-        ids += [u for u in listed if u in known]
-    if run.campaign.sender_mode != "exclude":
-        ids.append(run.sender_id)
-    else:
-        ids = [u for u in ids if u != run.sender_id]
-    return list(dict.fromkeys(ids))
 
 
 def _render(run: CampaignRun, d: Delivery) -> None:

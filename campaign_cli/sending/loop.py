@@ -187,7 +187,7 @@ class Sender:
                 self._report(row)
                 return COMPLETED
             outbox = Outbox(self.settings, row.id, row.skip_webhook, row.skip_push, at)
-            deliveries = plan_batch(conn, run, [tuple(t) for t in targets], at)
+            deliveries = plan_batch(conn, run, [tuple(t) for t in targets])
             result = write_batch(conn, run, deliveries, at, outbox)
             skipped = Counter(row.stats_skipped or {})
             skipped.update(result.skipped)
