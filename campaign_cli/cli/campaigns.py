@@ -15,6 +15,7 @@ from campaign_cli.cli.context import engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
 from campaign_cli.errors import UsageError
 from campaign_cli.filters import parse_filter_text
+from campaign_cli.sending.claims import senders_of
 from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.timeutil import parse_time, to_local
 
@@ -87,6 +88,7 @@ def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = Fa
 def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
     """The campaign object as JSON, or the compact view with its webhook and push deliveries."""
     campaign = service.get_campaign(engine, campaign_id)
+    campaign["senders"] = senders_of(engine, campaign_id)
     if as_json:
         emit_json(campaign)
         return
@@ -114,11 +116,19 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
             view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
+    for sender in campaign.get("senders") or ():
+        view.add_row("sender", sender_line(sender))
     for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
         view.add_row(label, _local(value))
     return view
+
+
+def sender_line(sender: dict[str, Any]) -> str:
+    """One sender of a campaign: who, what it wrote, when it was last seen, and whether it is still sending."""
+    return (f"{sender['owner']} · {sender['batches']} batches · {sender['targets']} targets · "
+            f"last seen {_local(sender['last_seen'])} · {'live' if sender['live'] else 'gone'}")
 
 
 def _local(value: str | None) -> str:
