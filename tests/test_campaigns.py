@@ -395,9 +395,10 @@ def test_status_shows_a_compact_view(seeded):
     assert lines[9] == "completed      -"
 
 
-def test_status_json_is_the_campaign_object(seeded):
+def test_status_json_is_the_campaign_object_with_its_senders(seeded):
     create(seeded)
-    assert seeded.ok("status", "spring", "--json").json() == seeded.ok("get", "spring", "--json").json()
+    assert seeded.ok("status", "spring", "--json").json() == {**seeded.ok("get", "spring", "--json").json(),
+                                                               "senders": []}
     run = seeded("status", "nope")
     assert (run.exit_code, run.stderr) == (4, "error: campaign 'nope' not found\n")
 
