@@ -37,6 +37,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("campaign_cli.cli.sending", "Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."),
     "send": ("campaign_cli.cli.sending", "Create, start and send a campaign in one step; once it has completed, running it again sends nothing."),
     "preview": ("campaign_cli.cli.sending", "Render the first N targets' messages without writing anything."),
+    "report": ("campaign_cli.cli.report", "Report a campaign's results: counts, skipped and failed by reason, messages over time (--html, --json)."),
     "messages": ("campaign_cli.cli.sending", "List messages the campaigns sent."),
     "events": ("campaign_cli.cli.sending", "List the events the campaigns emitted."),
 }
