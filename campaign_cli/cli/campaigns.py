@@ -111,6 +111,8 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     view.add_row("channels", f"created {stats['stats_channels_created']} · users sent {stats['stats_users_sent']}")
     if stats["stats_skipped"]:
         view.add_row("skipped", " · ".join(f"{reason} {n}" for reason, n in sorted(stats["stats_skipped"].items())))
+    if stats.get("stats_failed_reasons"):
+        view.add_row("failed", " · ".join(f"{reason} {n}" for reason, n in sorted(stats["stats_failed_reasons"].items())))
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
             view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
