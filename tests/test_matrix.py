@@ -8,6 +8,7 @@ receivers' own accounts.
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 import random
 import secrets
 import signal
@@ -150,6 +151,7 @@ def test_a_token_of_another_user_is_refused_naming_its_owner(cli, synapse):
     assert run.error_line() == (f"error: delivery.matrix.access_token belongs to {other.user_id}, not to the "
                                 f"campaign's sender {world.sender.localpart!r} ({world.sender.user_id})")
     assert world.dm_rooms(other) == []
+    assert get(cli, "c1")["status"] == "draft"
 
 
 def test_an_invalid_token_exits_3(cli, synapse):
@@ -162,6 +164,7 @@ def test_an_invalid_token_exits_3(cli, synapse):
     assert run.exit_code == 3
     assert run.error_line() == (f"error: delivery.matrix.access_token: the homeserver {synapse.url} rejected it "
                                 "(M_UNKNOWN_TOKEN: Invalid access token passed.)")
+    assert get(cli, "c1")["status"] == "draft"
 
 
 def test_an_unreachable_homeserver_exits_1_and_the_campaign_resumes(cli, synapse):
@@ -169,17 +172,39 @@ def test_an_unreachable_homeserver_exits_1_and_the_campaign_resumes(cli, synapse
     good = world.config
     world.config = world.write_config("down.yaml", homeserver=f"http://127.0.0.1:{free_port()}", max_attempts=2)
     world.campaign()
+    cli.ok("start", "c1", "--detach")
 
-    run = world.run("start", "c1")
+    run = world.run("run", "c1")
 
     assert run.exit_code == 1
     line = run.error_line()
-    assert line.startswith(f"error: homeserver http://127.0.0.1:") and "unreachable after 2 attempts" in line
+    assert line.startswith("error: homeserver http://127.0.0.1:") and "unreachable after 2 attempts" in line
     assert get(cli, "c1")["status"] == "in_progress"
-    time.sleep(2.1)  # the dead sender's lease
     world.config = good
     assert world.run("run", "c1").exit_code == 0
     world.assert_each_receiver_got_one_dm()
+
+
+def test_a_homeserver_down_mid_campaign_stops_the_sender_and_run_finishes_it(cli, synapse):
+    world = World(cli, synapse, 10, max_attempts=3)
+    world.campaign()
+    cli.ok("start", "c1", "--detach")
+    sender = spawn(cli, "run", "c1", "--batch-size", "2", config_path=world.config)
+    try:
+        wait_until(lambda: done(cli, "c1") >= 2 or sender.poll() is not None, timeout=60)
+        synapse.stop()
+        code, _, err = finish(sender, timeout=60)
+    finally:
+        stop_process(sender)
+        synapse.start()
+
+    assert code == 1, err
+    assert err.startswith(f"error: homeserver {synapse.url} unreachable after 3 attempts") and err.count("\n") == 1
+    assert 2 <= done(cli, "c1") < 10
+    time.sleep(2.1)  # the lease of the sender that gave up
+    assert world.run("run", "c1").exit_code == 0
+    world.assert_each_receiver_got_one_dm()
+    assert sorted(Counter(m["to"] for m in messages(cli, "c1")).values()) == [1] * 10
 
 
 def test_a_channel_id_maps_to_a_room_alias(cli, synapse):
@@ -255,3 +280,74 @@ def test_killed_senders_never_duplicate_a_room_or_a_message(cli, synapse):
     sent = messages(cli, "c1")
     assert sorted(Counter(m["to"] for m in sent).items()) == [(r.localpart, 1) for r in world.receivers]
     assert get(cli, "c1")["status"] == "completed"
+
+
+def test_read_receipts_count_as_users_read(cli, synapse):
+    world = World(cli, synapse, 3)
+    world.campaign()
+    assert world.run("start", "c1").exit_code == 0
+    rooms = world.assert_each_receiver_got_one_dm()
+    for receiver in world.receivers[:2]:
+        reader = synapse.client(receiver)
+        room = rooms[receiver.localpart]
+        reader.join(room)
+        reader.read_receipt(room, world.campaign_messages(room)[0]["event_id"])
+    assert get(cli, "c1")["stats"]["stats_users_read"] == 0
+
+    run = world.run("status", "c1", "--refresh-reads", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["stats"]["stats_users_read"] == 2
+    assert world.run("status", "c1", "--refresh-reads", "--json").json()["stats"]["stats_users_read"] == 2
+
+
+def test_users_import_from_matrix_upserts_active_accounts(cli, synapse):
+    prefix = f"dir{secrets.token_hex(2)}"
+    alice = synapse.register(f"{prefix}-alice", displayname="Alice A")
+    gone = synapse.register(f"{prefix}-gone")
+    synapse.deactivate(gone.user_id)
+    path = config(cli, delivery={"matrix": {"homeserver": synapse.url, "admin_token": synapse.admin.access_token}})
+
+    run = cli("--config", str(path), "users", "import", "--from-matrix", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    listed = {u["id"]: u for u in cli.ok("users", "list", "--limit", "1000", "--json").json()["users"]}
+    assert (listed[alice.localpart]["name"], listed[alice.localpart]["matrix_id"]) == ("Alice A", alice.user_id)
+    assert gone.localpart not in listed
+    assert run.json()["records"] == len(listed)
+
+
+def test_users_import_from_matrix_needs_an_admin_token(cli, synapse):
+    path = config(cli, delivery={"matrix": {"homeserver": synapse.url}})
+
+    run = cli("--config", str(path), "users", "import", "--from-matrix")
+
+    assert run.exit_code == 3
+    assert run.error_line() == ("error: --from-matrix: needs delivery.matrix.homeserver and "
+                                "delivery.matrix.admin_token in the config file")
+
+
+def test_a_429_pauses_every_worker_for_retry_after(synapse):
+    from campaign_cli.delivery.matrix_http import MatrixHttp
+
+    class CountingHttp(MatrixHttp):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.pauses: list[float] = []
+
+        def pause(self, seconds: float) -> None:
+            self.pauses.append(seconds)
+            super().pause(seconds)
+
+    limited = synapse.register(f"lim{secrets.token_hex(2)}", limited=True)
+    http = CountingHttp(synapse.url, limited.access_token, concurrency=4, timeout=10, max_attempts=3)
+    room = http.call("POST", "/createRoom", json={"preset": "private_chat"})["room_id"]
+    with ThreadPoolExecutor(4) as pool:
+        events = list(pool.map(lambda i: http.call("PUT", f"/rooms/{room}/send/m.room.message/t{i}",
+                                                   json={"msgtype": "m.text", "body": str(i)})["event_id"], range(12)))
+    http.close()
+
+    assert len(set(events)) == 12
+    assert http.pauses and all(0 < p < 5 for p in http.pauses)
+    bodies = [e["content"]["body"] for e in synapse.client(limited).messages(room)]
+    assert sorted(bodies, key=int) == [str(i) for i in range(12)]

@@ -11,7 +11,8 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli.cli.context import engine_of
+from campaign_cli import delivery
+from campaign_cli.cli.context import app_context, engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
 from campaign_cli.errors import UsageError
 from campaign_cli.filters import parse_filter_text
@@ -79,8 +80,13 @@ def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False
     emit_json(service.get_campaign(engine_of(ctx), campaign_id))
 
 
-def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
+def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False,
+           refresh_reads: Annotated[bool, typer.Option(
+               "--refresh-reads", help="First fetch the receivers' read receipts from the delivery backend.")] = False,
+           ) -> None:
     """Show a campaign's status, progress and counts (compact; --json for the full object)."""
+    if refresh_reads:
+        delivery.refresh_reads(engine_of(ctx), app_context(ctx).settings, campaign_id)
     print_status(engine_of(ctx), campaign_id, as_json)
 
 

@@ -21,11 +21,12 @@ like `MatrixBackend` and one entry in `open_backend`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 
 from campaign_cli.settings import Settings
+from campaign_cli.store.engine import reading
 
 if TYPE_CHECKING:
     from campaign_cli.sending.batch import CampaignRun, Delivery
@@ -38,6 +39,10 @@ class Backend(Protocol):
     # False: the batch's database write is the delivery (one transaction per batch, nothing to call).
     remote: bool
 
+    def check_sender(self, run: "CampaignRun") -> object:
+        """Check, without changing anything, that the credentials belong to the campaign's sender
+        (raise InvalidInput, exit code 3, saying whose they are)."""
+
     def begin(self, run: "CampaignRun") -> None:
         """Before the first batch of a campaign: check the credentials belong to the campaign's sender
         (raise InvalidInput otherwise) and reconcile what a dead sender may have left half done."""
@@ -48,8 +53,36 @@ class Backend(Protocol):
         for a target the server refused. Raise a CampaignError when the server cannot be reached at all
         (the batch is then left `sending` and redone by the next sender). Must be idempotent."""
 
+    def refresh_reads(self, run: "CampaignRun") -> int:
+        """Copy the receivers' read markers of the campaign's messages from the server into the local
+        channel members' `last_read_at` (which `stats_users_read` counts); returns how many moved."""
+
     def close(self) -> None:
         """Release connections and threads."""
+
+
+def check_sender(engine: Engine, settings: Settings, campaign_id: str) -> None:
+    """Before a campaign starts sending: a remote backend's credentials must be its sender's."""
+    if settings.delivery.backend != "local":
+        _with_backend(engine, settings, campaign_id, lambda backend, run: backend.check_sender(run))
+
+
+def refresh_reads(engine: Engine, settings: Settings, campaign_id: str) -> int:
+    """Fetch the campaign's read markers from the configured backend into the ledger."""
+    return _with_backend(engine, settings, campaign_id, lambda backend, run: backend.refresh_reads(run))
+
+
+def _with_backend(engine: Engine, settings: Settings, campaign_id: str, action: Any) -> Any:
+    from campaign_cli.campaigns import get_campaign_row
+    from campaign_cli.sending.batch import CampaignRun
+
+    backend = open_backend(settings, engine)
+    try:
+        with reading(engine) as conn:
+            run = CampaignRun(conn, get_campaign_row(conn, campaign_id))
+        return action(backend, run)
+    finally:
+        backend.close()
 
 
 def open_backend(settings: Settings, engine: Engine) -> Backend:

@@ -14,11 +14,18 @@ class LocalBackend:
     name = "local"
     remote = False
 
+    def check_sender(self, run: "CampaignRun") -> None:
+        """Nothing to check."""
+
     def begin(self, run: "CampaignRun") -> None:
         """Nothing to check: the sender is a user of the local directory (checked when the run starts)."""
 
     def deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
         """Nothing to do before the batch is written."""
+
+    def refresh_reads(self, run: "CampaignRun") -> int:
+        """Read markers are local already."""
+        return 0
 
     def close(self) -> None:
         """Nothing to release."""

@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, String, exists, select, type_coerce, update
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, String, bindparam, exists, or_, select, type_coerce, update
 
 from campaign_cli.delivery import rooms
 from campaign_cli.delivery.matrix_http import MatrixError, MatrixHttp, path_part
@@ -36,7 +38,7 @@ from campaign_cli.errors import InvalidInput
 from campaign_cli.settings import MatrixSettings
 from campaign_cli.store.bulk import in_values
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Campaign, CampaignTarget, User
+from campaign_cli.store.models import Campaign, CampaignTarget, ChannelMember, Message, User
 
 if TYPE_CHECKING:
     from campaign_cli.sending.batch import CampaignRun, Delivery
@@ -47,6 +49,8 @@ CONTENT_KEY = "org.campaign_cli.campaign"
 CAMPAIGNS = Campaign.__table__
 TARGETS = CampaignTarget.__table__
 USERS = User.__table__
+MESSAGES = Message.__table__
+MEMBERS = ChannelMember.__table__
 T = TypeVar("T")
 
 
@@ -78,15 +82,20 @@ class MatrixBackend:
 
     def begin(self, run: "CampaignRun") -> None:
         """Check the token is the sender's and keep its device; reconcile rooms a dead sender may have created."""
+        device = self.check_sender(run)
+        self._keep_device(run, device)
+        self.direct = self._account_data("m.direct")
+        self.joined = set(self.http.call("GET", "/joined_rooms").get("joined_rooms", []))
+        self._reconcile_direct_rooms()
+
+    def check_sender(self, run: "CampaignRun") -> str:
+        """The token must be the campaign sender's (exit 3 naming whose it is); returns its device id."""
         device = self.whoami()
         expected = self.matrix_id(run.sender)
         if self.me != expected:
             raise InvalidInput(f"delivery.matrix.access_token belongs to {self.me}, not to the campaign's sender "
                                f"{run.sender_id!r} ({expected})")
-        self._keep_device(run, device)
-        self.direct = self._account_data("m.direct")
-        self.joined = set(self.http.call("GET", "/joined_rooms").get("joined_rooms", []))
-        self._reconcile_direct_rooms()
+        return device
 
     def whoami(self) -> str:
         """Ask whose token this is; sets `me` and `server_name`, returns the device id."""
@@ -325,6 +334,67 @@ class MatrixBackend:
             custom = json.loads(customs.get(user_id) or "{}")
             ids.append(self.matrix_id({"id": user_id, **custom}))
         return ids
+
+    # ---------------------------------------------------------------- read receipts
+
+    def refresh_reads(self, run: "CampaignRun") -> int:
+        """Set the local read markers of the campaign's receivers from their `m.read` receipts; returns how many moved."""
+        self.check_sender(run)
+        with reading(self.engine) as conn:
+            sent = conn.execute(select(MESSAGES.c.channel_pk, MESSAGES.c.remote_room_id, MESSAGES.c.remote_event_id,
+                                       MESSAGES.c.created_at)
+                                .where(MESSAGES.c.campaign_id == run.campaign.id,
+                                       MESSAGES.c.delivery_backend == BACKEND)).all()
+            pks = list({row[0] for row in sent})
+            members = conn.execute(select(MEMBERS.c.channel_pk, MEMBERS.c.user_id).where(
+                in_values(MEMBERS.c.channel_pk, pks), MEMBERS.c.user_id != run.sender_id)).all() if pks else []
+        if not sent:
+            return 0
+        user_ids = sorted({user for _, user in members})
+        matrix_ids = dict(zip(user_ids, self._matrix_ids(user_ids)))
+        receipts = self._read_receipts()
+        by_channel: dict[int, list[str]] = {}
+        for pk, user in members:
+            by_channel.setdefault(pk, []).append(user)
+        updates = []
+        for pk, room, event_id, created_at in sent:
+            for user in by_channel.get(pk, []):
+                receipt = receipts.get(room, {}).get(matrix_ids[user])
+                if receipt is None:
+                    continue
+                read_event, read_at = receipt
+                if read_event == event_id or read_at >= created_at:
+                    updates.append({"pk_": pk, "user_": user, "at_": max(read_at, created_at)})
+        return self._move_read_markers(updates)
+
+    def _read_receipts(self) -> dict[str, dict[str, tuple[str, datetime]]]:
+        """Room -> user -> (event id, time) of each user's latest `m.read` receipt, from one sync of the sender."""
+        nothing = {"types": []}
+        sync_filter = {"presence": nothing, "account_data": nothing,
+                       "room": {"timeline": {"limit": 0}, "state": nothing, "account_data": nothing,
+                                "ephemeral": {"types": ["m.receipt"]}}}
+        sync = self.http.call("GET", "/sync", params={"timeout": "0", "filter": json.dumps(sync_filter)})
+        receipts: dict[str, dict[str, tuple[str, datetime]]] = {}
+        for room, data in (sync.get("rooms", {}).get("join") or {}).items():
+            latest = receipts.setdefault(room, {})
+            for event in (data.get("ephemeral") or {}).get("events", []):
+                if event.get("type") != "m.receipt":
+                    continue
+                for event_id, kinds in (event.get("content") or {}).items():
+                    for user, receipt in (kinds.get("m.read") or {}).items():
+                        at = datetime.fromtimestamp(receipt.get("ts", 0) / 1000, timezone.utc)
+                        if user not in latest or latest[user][1] < at:
+                            latest[user] = (event_id, at)
+        return receipts
+
+    def _move_read_markers(self, updates: list[dict[str, Any]]) -> int:
+        if not updates:
+            return 0
+        statement = (update(MEMBERS).where(MEMBERS.c.channel_pk == bindparam("pk_"), MEMBERS.c.user_id == bindparam("user_"),
+                                           or_(MEMBERS.c.last_read_at.is_(None), MEMBERS.c.last_read_at < bindparam("at_")))
+                     .values(last_read_at=bindparam("at_")))
+        with writing(self.engine) as conn:
+            return max(conn.execute(statement, updates).rowcount, 0)
 
     # ---------------------------------------------------------------- helpers
 
