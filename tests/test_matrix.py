@@ -8,12 +8,17 @@ receivers' own accounts.
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+import json
+import os
 import random
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -351,3 +356,25 @@ def test_a_429_pauses_every_worker_for_retry_after(synapse):
     assert http.pauses and all(0 < p < 5 for p in http.pauses)
     bodies = [e["content"]["body"] for e in synapse.client(limited).messages(room)]
     assert sorted(bodies, key=int) == [str(i) for i in range(12)]
+
+
+def test_the_readme_walk_through_runs(tmp_path, synapse):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("**A walk-through**", 1)[1].split("```\n", 2)[1]
+    acme = synapse.register("acme")
+    alice = synapse.register("alice", displayname="Alice")
+    script = (block.replace("http://127.0.0.1:8008", synapse.url)
+              .replace("ADMIN_TOKEN", synapse.admin.access_token).replace("ACME_TOKEN", acme.access_token))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+
+    done_ = subprocess.run(["bash", "-euc", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done_.returncode == 0, done_.stderr
+    # `start` prints the campaign's status, then `messages list --json` one JSON document.
+    listed = json.loads(done_.stdout[done_.stdout.index("{\n"):])["messages"]
+    assert [(m["text"], m["delivery"]["backend"]) for m in listed] == [("Hi Alice", "matrix")]
+    reader = synapse.client(alice)
+    (room,) = [r for r, membership in reader.invited_and_joined_rooms().items() if membership == "invite"]
+    reader.join(room)
+    assert [e["content"]["body"] for e in reader.messages(room)] == ["Hi Alice"]
