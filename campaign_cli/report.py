@@ -21,11 +21,10 @@ from sqlalchemy import Engine, func, select
 from campaign_cli.campaigns import campaign_json, get_campaign_row, users_read
 from campaign_cli.errors import CampaignError
 from campaign_cli.store.engine import reading
-from campaign_cli.store.models import CampaignTarget, Message
+from campaign_cli.store.models import Message
 from campaign_cli.timeutil import to_json
 
 MESSAGES = Message.__table__
-TARGETS = CampaignTarget.__table__
 MAX_POINTS = 2_000  # a longer series is summed into wider time buckets
 BATCH_COLOUR, TOTAL_COLOUR = "#3b6fd4", "#d4553b"
 
@@ -37,15 +36,11 @@ class MissingExtra(CampaignError):
 
 
 def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
-    """The report as JSON: `campaign` (definition summary), `counts`, `skipped` and `failed` by reason,
+    """The report as JSON: `campaign` (definition summary), `counts`, `skipped` and `failed` by reason (from the stats),
     and `messages_over_time` as `[{"at", "messages"}]` (one point per batch written, or per bucket)."""
     with reading(engine) as conn:
         row = get_campaign_row(conn, campaign_id)
         campaign = campaign_json(row, users_read(conn, row))
-        failed = dict(conn.execute(
-            select(func.coalesce(TARGETS.c.reason, "unknown"), func.count())
-            .where(TARGETS.c.campaign_pk == row.pk, TARGETS.c.state == "failed")
-            .group_by(func.coalesce(TARGETS.c.reason, "unknown"))).all())
         batches = conn.execute(
             select(MESSAGES.c.created_at, func.count()).where(MESSAGES.c.campaign_id == campaign_id)
             .group_by(MESSAGES.c.created_at).order_by(MESSAGES.c.created_at)).all()
@@ -62,7 +57,7 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
             "started_at": stats["stats_started_at"], "completed_at": stats["stats_completed_at"],
         },
         "skipped": dict(sorted(stats["stats_skipped"].items())),
-        "failed": dict(sorted(failed.items())),
+        "failed": dict(sorted(stats["stats_failed_reasons"].items())),
         "messages_over_time": [{"at": to_json(at), "messages": n} for at, n in _buckets(batches, MAX_POINTS)],
     }
 

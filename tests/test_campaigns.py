@@ -243,7 +243,7 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
         "status": "draft",
         "stats": {"progress": 0.0, "stats_started_at": None, "stats_completed_at": None, "stats_messages_sent": 0,
                   "stats_channels_created": 0, "stats_users_sent": 0, "stats_users_read": 0, "stats_targets": 0,
-                  "stats_skipped": {}, "stats_failed": 0},
+                  "stats_skipped": {}, "stats_failed": 0, "stats_failed_reasons": {}},
     }
     assert seeded.ok("get", "spring", "--json").json() == {**campaign, "created_at": created_at, "updated_at": created_at}
 
@@ -426,7 +426,7 @@ def test_stats_progress_and_users_read(seeded):
     assert stats == {"progress": 1.0, "stats_started_at": "2030-01-01T10:00:00Z",
                      "stats_completed_at": "2030-01-01T10:05:00Z", "stats_messages_sent": 2,
                      "stats_channels_created": 1, "stats_users_sent": 2, "stats_users_read": 2, "stats_targets": 3,
-                     "stats_skipped": {"unknown_user": 1}, "stats_failed": 0}
+                     "stats_skipped": {"unknown_user": 1}, "stats_failed": 0, "stats_failed_reasons": {}}
 
 
 def test_progress_is_done_over_targets_while_sending(seeded):

@@ -14,8 +14,8 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli import lifecycle, monitor
-from campaign_cli.cli.context import engine_of
+from campaign_cli import delivery, lifecycle, monitor
+from campaign_cli.cli.context import app_context, engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
 from campaign_cli.errors import CampaignStopped, UsageError
 from campaign_cli.filters import parse_filter_text
@@ -89,9 +89,13 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Follow it live until it completes or stops (exit 0, or 6 when stopped).")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.05, max=3600, help="Seconds between refreshes with --watch.")] = 1.0,
     as_json: JsonOption = False,
+    refresh_reads: Annotated[bool, typer.Option(
+        "--refresh-reads", help="First fetch the receivers' read receipts from the delivery backend.")] = False,
 ) -> None:
     """Show a campaign's status, progress, rate and senders; --watch follows it live."""
     engine = engine_of(ctx)
+    if refresh_reads:
+        delivery.refresh_reads(engine, app_context(ctx).settings, campaign_id)
     if not watch:
         campaign = monitor.campaign_status(engine, campaign_id)
         if as_json:
@@ -153,6 +157,8 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     view.add_row("channels", f"created {stats['stats_channels_created']:,} · users sent {stats['stats_users_sent']:,}")
     if stats["stats_skipped"]:
         view.add_row("skipped", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_skipped"].items())))
+    if stats.get("stats_failed_reasons"):
+        view.add_row("failed", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_failed_reasons"].items())))
     if "rate" in campaign:
         _add_live_rows(view, campaign)
     for sink, counts in (deliveries or {}).items():

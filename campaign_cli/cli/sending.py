@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress as RichProgress
 
-from campaign_cli import history
+from campaign_cli import delivery, history
 from campaign_cli import preview as preview_service
 from campaign_cli.campaigns import get_campaign_row
 from campaign_cli.cli.campaigns import print_status
@@ -61,6 +61,8 @@ def start(
     state = app_context(ctx)
     when = parse_time(at, "--at") if at else None
     until = parse_time(stop_at, "--stop-at") if stop_at else None
+    if not detach and when is None:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     status = control.start(state.engine, state.settings, campaign_id, when, until)
     if status == "scheduled" or detach:
         say(f"campaign {campaign_id} is {status}" + (f" for {at}" if status == "scheduled" else ""))
@@ -87,6 +89,8 @@ def resume(
 ) -> None:
     """Continue a stopped campaign with the targets not yet done, in the foreground."""
     state = app_context(ctx)
+    if not detach:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     control.resume(state.engine, state.settings, campaign_id)
     if detach:
         say(f"campaign {campaign_id} is in_progress")
