@@ -15,8 +15,6 @@ import pytest
 from campaign_cli.report import BATCH_COLOUR, TOTAL_COLOUR
 from send_helpers import bulk_users, create_campaign, import_users, segment
 
-TEMPLATE_ERROR = ('template_error: message_template.custom.next_age: cannot render: '
-                  'TypeError: can only concatenate str (not "int") to str')
 
 
 def sent_campaign(cli) -> None:
@@ -39,7 +37,7 @@ def test_report_json_counts_reasons_and_messages_over_time(cli):
     counts = report["counts"]
     assert (counts["targets"], counts["messages_sent"], counts["skipped"], counts["failed"]) == (31, 29, 1, 1)
     assert report["skipped"] == {"receiver_is_sender": 1}
-    assert report["failed"] == {TEMPLATE_ERROR: 1}
+    assert report["failed"] == {"template_error": 1}
     series = report["messages_over_time"]
     assert [set(point) for point in series] == [{"at", "messages"}] * len(series)
     assert len(series) == 5  # 31 targets in batches of 7, each batch written at one time
@@ -93,7 +91,7 @@ def test_report_html_is_one_self_contained_file(cli):
     assert not re.search(r"<script|<link|<img|<iframe|\bsrc=|href=\"(?!#)|url\((?!#)|@import", text, re.I)
     assert "href=\"#" in text and "url(#" in text  # the SVG's own references, which the check above allows
     assert text.count("<svg") == 1 and 'id="chart"' in text
-    for shown in ("Campaign c1 — Spring", "receiver_is_sender", "can only concatenate str", ">29<", ">31<"):
+    for shown in ("Campaign c1 — Spring", "receiver_is_sender", "template_error", ">29<", ">31<"):
         assert shown in text
 
 
