@@ -102,6 +102,7 @@ def _stats_json(row: Any, users_read: int) -> dict[str, Any]:
         "stats_targets": row.stats_targets,
         "stats_skipped": dict(row.stats_skipped or {}),
         "stats_failed": row.stats_failed,
+        "stats_failed_reasons": dict(row.stats_failed_reasons or {}),
     }
 
 
@@ -486,10 +487,16 @@ def get_campaign_row(conn: Connection, campaign_id: str) -> Any:
     return row
 
 
+def live_campaign_row(conn: Connection, campaign_id: str) -> Any:
+    """The campaigns row with this id, with the stats its senders have written so far; exit 4 when there is none."""
+    row, = with_claim_stats(conn, [get_campaign_row(conn, campaign_id)])
+    return row
+
+
 def get_campaign(engine: Engine, campaign_id: str) -> dict[str, Any]:
     """One campaign as JSON, with its read count."""
     with reading(engine) as conn:
-        row, = with_claim_stats(conn, [get_campaign_row(conn, campaign_id)])
+        row = live_campaign_row(conn, campaign_id)
         return campaign_json(row, users_read(conn, row))
 
 

@@ -51,6 +51,7 @@ class ClaimStats:
     users_sent: int = 0
     failed: int = 0
     skipped: Counter | None = None
+    failed_reasons: Counter | None = None
 
 
 # Returned by claim_next when another sender claimed the same range first.
@@ -124,7 +125,7 @@ def mark_done(conn: Connection, claim: Claim, stats: ClaimStats, at: datetime) -
     """Record a written claim and its stats (in the write transaction, after `hold`)."""
     conn.execute(update(CLAIMS).where(CLAIMS.c.campaign_pk == claim.campaign_pk, CLAIMS.c.lo == claim.lo).values(
         done_at=at, messages=stats.messages, channels_created=stats.channels_created, users_sent=stats.users_sent,
-        failed=stats.failed, skipped=dict(stats.skipped or {})))
+        failed=stats.failed, skipped=dict(stats.skipped or {}), failed_reasons=dict(stats.failed_reasons or {})))
 
 
 def release(conn: Connection, campaign_pk: int, owner: str, at: datetime) -> None:
@@ -158,7 +159,8 @@ def sign_off(conn: Connection, campaign_pk: int, owner: str, at: datetime) -> No
 
 
 def senders_of(engine: Engine, campaign_id: str) -> list[dict[str, Any]]:
-    """The senders that worked on a campaign: owner, batches and targets written, last seen, live."""
+    """The senders that worked on a campaign: owner, batches and targets written, last seen, live, and
+    until when its lease runs (null once it left)."""
     with engine.connect() as conn:
         return senders_json(conn, campaign_id)
 
@@ -178,7 +180,8 @@ def senders_json(conn: Connection, campaign_id: str) -> list[dict[str, Any]]:
             .where(SENDERS.c.campaign_pk == pk).order_by(SENDERS.c.started_at, SENDERS.c.owner)):
         batches, targets = work.get(owner, (0, 0))
         senders.append({"owner": owner, "batches": batches, "targets": int(targets or 0),
-                        "last_seen": to_json(last_seen), "live": expires is not None and expires > current})
+                        "last_seen": to_json(last_seen), "live": expires is not None and expires > current,
+                        "lease_expires_at": to_json(expires)})
     return senders
 
 
@@ -191,18 +194,20 @@ def claim_totals(conn: Connection, campaign_pks: list[int]) -> dict[int, dict[st
         return {}
     totals: dict[int, dict[str, Any]] = {}
     query = (select(CLAIMS.c.campaign_pk, CLAIMS.c.hi - CLAIMS.c.lo + 1, CLAIMS.c.messages, CLAIMS.c.channels_created,
-                    CLAIMS.c.users_sent, CLAIMS.c.failed, CLAIMS.c.skipped)
+                    CLAIMS.c.users_sent, CLAIMS.c.failed, CLAIMS.c.skipped, CLAIMS.c.failed_reasons)
              .where(CLAIMS.c.campaign_pk.in_(campaign_pks), CLAIMS.c.done_at.is_not(None),
                     CLAIMS.c.folded.is_(False)))
-    for pk, done, messages, created, users_sent, failed, skipped in conn.execute(query):
+    for pk, done, messages, created, users_sent, failed, skipped, failed_reasons in conn.execute(query):
         t = totals.setdefault(pk, {"stats_done": 0, "stats_messages_sent": 0, "stats_channels_created": 0,
-                                   "stats_users_sent": 0, "stats_failed": 0, "stats_skipped": Counter()})
+                                   "stats_users_sent": 0, "stats_failed": 0, "stats_skipped": Counter(),
+                                   "stats_failed_reasons": Counter()})
         t["stats_done"] += done
         t["stats_messages_sent"] += messages
         t["stats_channels_created"] += created
         t["stats_users_sent"] += users_sent
         t["stats_failed"] += failed
         t["stats_skipped"].update(skipped or {})
+        t["stats_failed_reasons"].update(failed_reasons or {})
     return totals
 
 
@@ -218,7 +223,7 @@ class LiveRow:
         extra = self._totals.get(name)
         if extra is None:
             return value
-        if name == "stats_skipped":
+        if isinstance(extra, Counter):
             merged = Counter(value or {})
             merged.update(extra)
             return dict(merged)

@@ -4,6 +4,11 @@ Each batch is written in one short transaction (see batch.py) that also marks it
 (see claims.py), so a crash loses at most the batch in hand, which another sender (or the next
 one) redoes once the claim's lease runs out: nothing is lost and nothing is sent twice.
 Rendering happens before that transaction, so no template holds the database's write lock.
+
+With a remote backend (see campaign_cli/delivery) a batch has one more short transaction and no
+transaction is open while waiting on the network: mark the claimed targets `sending`, plan and
+deliver, write the results; a crash in between leaves them `sending`, and the sender that takes
+the claim over delivers them again under the same idempotency keys.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_cli import lifecycle
+from campaign_cli.delivery import Backend, open_backend
 from campaign_cli.sending import claims
-from campaign_cli.sending.batch import TARGETS, CampaignRun, plan_batch, write_batch
+from campaign_cli.sending.batch import PENDING, SENDING, TARGETS, BatchResult, CampaignRun, Delivery, plan_batch, write_batch
 from campaign_cli.sending.claims import Claim, ClaimStats
 from campaign_cli.sending.control import record_campaign_event
 from campaign_cli.sending.events import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, Outbox
@@ -39,6 +45,8 @@ from campaign_cli.timeutil import now
 CAMPAIGNS = Campaign.__table__
 
 COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
+# A remote batch holds this many targets per request the backend may have in flight.
+REMOTE_BATCH_PER_REQUEST = 16
 SENDER_PRAGMAS = {
     # A batch writes more than the default 4 MB autocheckpoint: checkpoint (and fsync) less often.
     "wal_autocheckpoint": 25_000,
@@ -158,6 +166,8 @@ class Sender:
         self.exclusive = not claims.shared_sending(engine)
         self.statistics = Statistics(engine)
         self._left = 0
+        self.backend: Backend | None = None
+        self._batch_size = self.batch_size
 
     def interrupt(self) -> None:
         """Ask the loop to finish the batch in hand and return (Ctrl-C)."""
@@ -171,11 +181,20 @@ class Sender:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
                 run = CampaignRun(conn, campaign)
+            self.backend = open_backend(self.settings, self.engine)
+            self.backend.begin(run)
+            # A remote batch stays short, so that a retaken claim redoes few network calls.
+            concurrency = self.settings.delivery.matrix.concurrency
+            self._batch_size = min(self.batch_size, REMOTE_BATCH_PER_REQUEST * concurrency) \
+                if self.backend.remote else self.batch_size
             with writing(self.engine) as conn:
                 claims.register_sender(conn, campaign.pk, self.owner, self.lease, now())
             with Heartbeat(self.engine, campaign.pk, self.owner, self.lease, self.exclusive), _quiet_gc():
                 return self._loop(run)
         finally:
+            if self.backend is not None:
+                self.backend.close()
+                self.backend = None
             self._sign_off(campaign_id)
 
     def _acquire(self, campaign_id: str) -> bool:
@@ -207,7 +226,7 @@ class Sender:
                 return INTERRUPTED
             if bucket is not None and self._left > 0:
                 # Tokens for the targets the next batch will take: none for the final, empty one.
-                bucket.take(min(self.batch_size, self._left))
+                bucket.take(min(self._batch_size, self._left))
                 if self.interrupted.is_set():
                     return INTERRUPTED
             step = self._claim(run)
@@ -229,7 +248,8 @@ class Sender:
                 return self._stop(conn, row, at)
             claim = claims.retake_expired(conn, row.pk, self.owner, self.lease, at)
             if claim is None:
-                claim = claims.claim_next(conn, row.pk, row.stats_targets, self.batch_size, self.owner, self.lease, at)
+                claim = claims.claim_next(conn, row.pk, row.stats_targets, self._batch_size, self.owner, self.lease,
+                                          at)
             if claim is claims.RETRY:
                 return 0.0
             if claim is not None:
@@ -260,32 +280,56 @@ class Sender:
         return COMPLETED if final.status == lifecycle.COMPLETED else STOPPED
 
     def _batch(self, run: CampaignRun, claim: Claim) -> None:
-        """Plan and render the claimed targets with no write transaction open, then write them in one."""
-        with reading(self.engine) as conn:
-            targets = conn.execute(
-                select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
-                .where(TARGETS.c.campaign_pk == claim.campaign_pk, TARGETS.c.seq.between(claim.lo, claim.hi))
-                .order_by(TARGETS.c.seq)
-            ).all()
-            deliveries = plan_batch(conn, run, [tuple(t) for t in targets])
+        """Plan and render the claimed targets with no write transaction open (and deliver them, with a
+        remote backend), then write them in one short transaction."""
+        assert self.backend is not None
+        if self.backend.remote and not self._mark_sending(claim):
+            return
+        deliveries = self._plan(run, claim)
+        if self.backend.remote:
+            self.backend.deliver(run, deliveries)
         at = now()
         with writing(self.engine, SENDER_PRAGMAS) as conn:
             if not claims.hold(conn, claim, self.owner):
                 return  # the lease went to another sender, who writes this claim
             outbox = Outbox(self.settings, run.campaign.id, run.campaign.skip_webhook, run.campaign.skip_push, at)
             result = write_batch(conn, run, deliveries, at, outbox)
-            claims.mark_done(conn, claim, ClaimStats(result.messages, result.channels_created, result.users_sent,
-                                                     result.failed, result.skipped), at)
+            claims.mark_done(conn, claim, _claim_stats(result), at)
             progress = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == claim.campaign_pk)).one()
             progress, = claims.with_claim_stats(conn, [progress])
         self.statistics.grew(result.channels_created + result.messages)
         self._left = progress.stats_targets - progress.stats_done
         self._report(progress)
 
+    def _mark_sending(self, claim: Claim) -> bool:
+        """Record the intent to deliver the claimed targets (a remote backend); False when the claim was lost."""
+        with writing(self.engine) as conn:
+            if not claims.hold(conn, claim, self.owner):
+                return False
+            conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == claim.campaign_pk,
+                                               TARGETS.c.seq.between(claim.lo, claim.hi),
+                                               TARGETS.c.state == PENDING).values(state=SENDING))
+        return True
+
+    def _plan(self, run: CampaignRun, claim: Claim) -> list[Delivery]:
+        """Read, resolve and render the claimed targets, writing nothing."""
+        with reading(self.engine) as conn:
+            targets = conn.execute(
+                select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
+                .where(TARGETS.c.campaign_pk == claim.campaign_pk, TARGETS.c.seq.between(claim.lo, claim.hi))
+                .order_by(TARGETS.c.seq)
+            ).all()
+            return plan_batch(conn, run, [tuple(t) for t in targets])
+
     def _report(self, row: Any) -> None:
         self.on_progress(Progress(
             campaign_id=row.id, done=row.stats_done, total=row.stats_targets, messages=row.stats_messages_sent,
             skipped=sum((row.stats_skipped or {}).values()), failed=row.stats_failed))
+
+
+def _claim_stats(result: BatchResult) -> ClaimStats:
+    return ClaimStats(result.messages, result.channels_created, result.users_sent, result.failed, result.skipped,
+                      result.failed_reasons)
 
 
 @contextmanager
