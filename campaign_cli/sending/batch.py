@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, String, bindparam, func, literal, literal_column, select, type_coerce, update
+from sqlalchemy import Connection, String, Text, bindparam, cast, func, literal, literal_column, select, type_coerce, update
 
 from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
@@ -123,13 +123,14 @@ class CampaignRun:
 
 
 # The hot path reads JSON and time columns as the driver returns them and decodes them here:
-# SQLAlchemy's per-row result processing cost more than the query itself.
-_USER_COLUMNS = (USERS.c.id, USERS.c.name, USERS.c.role, type_coerce(USERS.c.teams, String), USERS.c.language,
+# SQLAlchemy's per-row result processing cost more than the query itself. JSON comes as text
+# (psycopg would otherwise parse every document, most of them `[]` or `{}`, which `_json` skips).
+_USER_COLUMNS = (USERS.c.id, USERS.c.name, USERS.c.role, cast(USERS.c.teams, Text), USERS.c.language,
                  type_coerce(USERS.c.created_at, String), type_coerce(USERS.c.updated_at, String),
-                 type_coerce(USERS.c.last_active, String), USERS.c.banned, type_coerce(USERS.c.devices, String),
-                 type_coerce(USERS.c.custom, String))
+                 type_coerce(USERS.c.last_active, String), USERS.c.banned, cast(USERS.c.devices, Text),
+                 cast(USERS.c.custom, Text))
 _CHANNEL_COLUMNS = (CHANNELS.c.pk, CHANNELS.c.cid, CHANNELS.c.type, CHANNELS.c.id, CHANNELS.c.team,
-                    CHANNELS.c.created_by_id, CHANNELS.c.member_count, type_coerce(CHANNELS.c.custom, String))
+                    CHANNELS.c.created_by_id, CHANNELS.c.member_count, cast(CHANNELS.c.custom, Text))
 
 
 def _json(value: Any) -> Any:

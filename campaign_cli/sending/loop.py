@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from campaign_cli import lifecycle
+from campaign_cli.errors import CampaignError
 from campaign_cli.delivery import Backend, open_backend
 from campaign_cli.sending import claims
 from campaign_cli.sending.batch import PENDING, SENDING, TARGETS, BatchResult, CampaignRun, Delivery, plan_batch, write_batch
@@ -102,6 +103,20 @@ def _quiet_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+class DatabaseLost(CampaignError):
+    """The database server went away in the middle of a campaign (restarted, network lost)."""
+
+    exit_code = 1
+
+
+def _server(engine: Engine) -> str:
+    return f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+
+
+def _first_line(error: BaseException | None) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def new_owner() -> str:
@@ -191,6 +206,12 @@ class Sender:
                 claims.register_sender(conn, campaign.pk, self.owner, self.lease, now())
             with Heartbeat(self.engine, campaign.pk, self.owner, self.lease, self.exclusive), _quiet_gc():
                 return self._loop(run)
+        except (OperationalError, InterfaceError) as exc:
+            if self.exclusive:
+                raise  # SQLite: locked, disk full… are told by the CLI's own translation
+            raise DatabaseLost(f"lost the connection to PostgreSQL at {_server(self.engine)} while sending campaign "
+                               f"{campaign_id!r} ({_first_line(exc.orig)}); the batch in hand was not saved: "
+                               f"`campaign run {campaign_id}` resumes it") from None
         finally:
             if self.backend is not None:
                 self.backend.close()

@@ -77,6 +77,10 @@ class Prepared:
         return conn.exec_driver_sql(self.sql, self.params(rows))
 
 
+# From this many rows an insert on PostgreSQL goes through COPY.
+COPY_FROM = 50
+
+
 class RawInsert:
     """An INSERT of `columns` into `table`, prepared once per dialect (see `Prepared`).
 
@@ -93,10 +97,40 @@ class RawInsert:
         """Insert `rows`: tuples of driver values in the order of `columns`; returns how many were inserted."""
         if not rows:
             return 0
+        if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+            copied = self._copy(conn, rows)
+            if copied is not None:
+                return copied
+        return self._insert(conn, rows)
+
+    def _insert(self, conn: Connection, rows: list[tuple]) -> int:
         name = conn.dialect.name
         if name not in self._prepared:
             self._prepared[name] = Prepared(conn, self._statement(conn), self.columns)
         return self._prepared[name].execute(conn, rows).rowcount
+
+    def _copy(self, conn: Connection, rows: list[tuple]) -> int | None:
+        """PostgreSQL's COPY: several times cheaper per row than even pipelined INSERTs, on both sides.
+
+        COPY knows no ON CONFLICT: with `ignore_conflicts` it runs in a savepoint, and a clash
+        (rare: another sender created the same row meanwhile) returns None for the INSERT path.
+        """
+        from psycopg.errors import UniqueViolation
+
+        sql = f"COPY {self.table.name} ({', '.join(self.columns)}) FROM STDIN"
+        savepoint = conn.begin_nested() if self.ignore_conflicts else None
+        try:
+            with conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except UniqueViolation:
+            if savepoint is None:
+                raise
+            savepoint.rollback()
+            return None
+        if savepoint is not None:
+            savepoint.commit()
+        return len(rows)
 
     def _statement(self, conn: Connection) -> Any:
         values = {c: bindparam(c) for c in self.columns}
