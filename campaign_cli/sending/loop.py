@@ -261,7 +261,9 @@ class Sender:
     def _claim(self, run: CampaignRun) -> Claim | float | str:
         """In one short transaction: the next claim, or seconds to wait for other senders' claims, or an outcome."""
         at = now()
-        with writing(self.engine) as conn:
+        # The sender's pragmas here too: a commit with SQLite's default autocheckpoint would checkpoint
+        # the whole batch just written to the WAL.
+        with writing(self.engine, SENDER_PRAGMAS) as conn:
             row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
             if row.status != lifecycle.IN_PROGRESS or (self.exclusive and row.lease_owner != self.owner):
                 return STOPPED
