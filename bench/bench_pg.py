@@ -26,17 +26,10 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bench_send import USERS_CAMPAIGN  # noqa: E402  (the same campaign as on SQLite)
 from pg_server import PgServer, find_bin_dir  # noqa: E402  (the tests' throwaway server)
 
 CLI = [sys.executable, "-m", "campaign_cli"]
-CAMPAIGN = """
-id: to-users
-sender_id: sender
-segment_ids: [everyone]
-create_channels: true
-channel_template: {type: messaging}
-message_template: {text: "Hello {{ receiver.name }}, version 2 is out!"}
-"""
 
 
 def campaign(db: str, *args: str) -> float:
@@ -59,7 +52,7 @@ def prepare(db: str, folder: Path, n: int) -> float:
     imported = campaign(db, "users", "import", str(users))
     (folder / "segment.yaml").write_text("{id: everyone, type: user, name: Everyone, all_users: true}\n")
     campaign(db, "segment", "create", "-f", str(folder / "segment.yaml"))
-    (folder / "campaign.yaml").write_text(CAMPAIGN)
+    (folder / "campaign.yaml").write_text(USERS_CAMPAIGN)
     campaign(db, "create", "-f", str(folder / "campaign.yaml"))
     campaign(db, "start", "to-users", "--detach")
     return imported

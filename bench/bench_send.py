@@ -24,6 +24,15 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "campaign_cli"]
+# A campaign to every user, creating a 1-to-1 channel for each.
+USERS_CAMPAIGN = """
+id: to-users
+sender_id: sender
+segment_ids: [everyone]
+create_channels: true
+channel_template: {type: messaging}
+message_template: {text: "Hello {{ receiver.name }}, version 2 is out!"}
+"""
 
 
 def run(db: Path, *args: str) -> tuple[float, float]:
@@ -115,14 +124,7 @@ segments:
 """)
     run(db, "segment", "create", "-f", str(folder / "defs.yaml"))
     extra = ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    (folder / "users-campaign.yaml").write_text("""
-id: to-users
-sender_id: sender
-segment_ids: [everyone]
-create_channels: true
-channel_template: {type: messaging}
-message_template: {text: "Hello {{ receiver.name }}, version 2 is out!"}
-""")
+    (folder / "users-campaign.yaml").write_text(USERS_CAMPAIGN)
     run(db, "create", "-f", str(folder / "users-campaign.yaml"))
     t, rss = peak_rss_of(db, "start", "to-users", *extra)
     print(f"users campaign: {n:,} targets, create_channels 1-to-1: {t:.1f} s = {n / t:,.0f} targets/s, peak RSS {rss:.0f} MB")
