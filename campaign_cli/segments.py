@@ -26,6 +26,7 @@ from campaign_cli.audience import SEGMENT_TARGETS, SEGMENTS, is_manual, segment_
 from campaign_cli.channels import CHANNEL_FILTER
 from campaign_cli.definitions import check_keys, load_definitions
 from campaign_cli.errors import Conflict, InvalidInput, NotFound
+from campaign_cli.files import open_file
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
 from campaign_cli.store.bulk import json_array_table
@@ -123,16 +124,7 @@ class TargetSource:
             yield str(value)
 
     def _file_lines(self) -> Iterator[str]:
-        path = Path(self.name)
-        if path.is_dir():
-            raise InvalidInput(f"{self.name}: is a folder, not a file")
-        try:
-            stream = path.open("rb")
-        except FileNotFoundError:
-            raise InvalidInput(f"{self.name}: file not found") from None
-        except OSError as exc:
-            raise InvalidInput(f"{self.name}: cannot read: {exc.strerror}") from None
-        with stream:
+        with open_file(self.name) as stream:
             yield from self._decoded(stream)
 
     def _decoded(self, stream: BinaryIO) -> Iterator[str]:

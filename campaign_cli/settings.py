@@ -7,20 +7,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from campaign_cli.definitions import load_yaml
 from campaign_cli.errors import InvalidInput
+from campaign_cli.limits import DEFAULT_MAX_TEXT_LENGTH, RenderLimits
 
 DEFAULT_DB = "campaign.db"
 DEFAULT_BATCH_SIZE = 5000
 
-# The keys a config file may hold, and the type of each leaf.
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric config value: its type and its range (`above`: strictly greater than `minimum`)."""
+
+    kind: type | tuple[type, ...]
+    minimum: float
+    maximum: float | None = None
+    above: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not acceptable, or None."""
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return "has the wrong type"
+        if self.above and not value > self.minimum:
+            return f"must be greater than {self.minimum:g}"
+        if value < self.minimum:
+            return f"must be at least {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {self.maximum:g}"
+        return None
+
+
+_SECONDS = Number((int, float), 0, 86_400, above=True)
+_ATTEMPTS = Number(int, 1, 100)
+_CONCURRENCY = Number(int, 1, 1_000)
+
+# The keys a config file may hold, and the type (or the Number range) of each leaf.
 CONFIG_SCHEMA: dict[str, Any] = {
     "db": str,
-    "webhook": {"url": str, "secret": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
-    "push": {"url": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
-    "sending": {"rate": (int, float), "batch_size": int, "lease_seconds": (int, float)},
-    "quota": {"monthly_messages": int},
+    "webhook": {"url": str, "secret": str, "timeout": _SECONDS, "max_attempts": _ATTEMPTS, "concurrency": _CONCURRENCY},
+    "push": {"url": str, "timeout": _SECONDS, "max_attempts": _ATTEMPTS, "concurrency": _CONCURRENCY},
+    "sending": {"rate": Number((int, float), 0, above=True), "batch_size": Number(int, 1, 100_000),
+                "lease_seconds": _SECONDS},
+    "quota": {"monthly_messages": Number(int, 0)},
+    "templates": {"max_text_length": Number(int, 1, 1_000_000)},
 }
 
 
@@ -47,6 +76,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     lease_seconds: float = 30.0
     monthly_messages: int | None = None
+    render_limits: RenderLimits = field(default_factory=RenderLimits)
 
 
 def db_url_from(value: str) -> str:
@@ -57,13 +87,8 @@ def db_url_from(value: str) -> str:
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Read and check a config file; unknown keys and wrong types name the file and key."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+    """Read and check a config file; unknown keys, wrong types and values out of range name the file and key."""
+    data = load_yaml(path, "config file")
     if data is None:
         return {}
     _check_config(path, data, CONFIG_SCHEMA, "")
@@ -80,7 +105,13 @@ def _check_config(path: Path, data: Any, schema: dict[str, Any], prefix: str) ->
         expected = schema[key]
         if isinstance(expected, dict):
             _check_config(path, value, expected, f"{name}.")
-        elif value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+        elif value is None:
+            continue
+        elif isinstance(expected, Number):
+            problem = expected.problem(value)
+            if problem:
+                raise InvalidInput(f"{path}: config key {name!r} {problem}")
+        elif isinstance(value, bool) or not isinstance(value, expected):
             raise InvalidInput(f"{path}: config key {name!r} has the wrong type")
 
 
@@ -101,6 +132,8 @@ def resolve(db: str | None = None, config: str | None = None, env: dict[str, str
         batch_size=sending.get("batch_size") or DEFAULT_BATCH_SIZE,
         lease_seconds=sending.get("lease_seconds") or 30.0,
         monthly_messages=(data.get("quota") or {}).get("monthly_messages"),
+        render_limits=RenderLimits(
+            max_text_length=(data.get("templates") or {}).get("max_text_length") or DEFAULT_MAX_TEXT_LENGTH),
     )
 
 

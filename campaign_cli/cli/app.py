@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own copy of click's errors
 from typer.core import TyperGroup
 
 from campaign_cli import __version__
@@ -18,7 +19,26 @@ from campaign_cli.store.engine import translate_db_errors
 
 
 class CampaignGroup(TyperGroup):
-    """The root group: turns every CampaignError into one line on stderr and its exit code (SPEC §6)."""
+    """The root group: turns every CampaignError into one line on stderr and its exit code, and
+    a usage error (unknown command or flag, missing or bad argument) into one line and exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:
+            exc.show()  # a bare `campaign` (or command group) prints its help, as --help does
+            sys.exit(exc.exit_code)
+        except typer.TyperException as exc:  # click's errors: usage (exit 2), or a file flag it opened
+            where = f"{exc.ctx.command_path}: " if isinstance(exc, UsageError) and exc.ctx else ""
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {where}{message}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:

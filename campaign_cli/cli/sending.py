@@ -165,7 +165,8 @@ def preview(
     as_json: JsonOption = False,
 ) -> None:
     """Render the first N targets' messages without writing anything."""
-    items = preview_service.preview(app_context(ctx).engine, campaign_id, limit)
+    state = app_context(ctx)
+    items = preview_service.preview(state.engine, campaign_id, limit, state.settings.render_limits)
     if as_json:
         emit_json({"campaign_id": campaign_id, "targets": items})
         return

@@ -125,7 +125,7 @@ class Sender:
         try:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
-                run = CampaignRun(conn, campaign)
+                run = CampaignRun(conn, campaign, self.settings.render_limits)
             with _quiet_gc():
                 return self._loop(run)
         finally:
