@@ -8,7 +8,6 @@ caller's transaction with bulk statements, so a batch happens entirely or not at
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, String, bindparam, exists, func, literal, literal_column, select, type_coerce, update
+from sqlalchemy import Connection, String, bindparam, func, literal, literal_column, select, type_coerce, update
 
-from campaign_cli.channels import CHANNELS, MEMBERS
+from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
 from campaign_cli.limits import RenderLimits
 from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
@@ -165,21 +164,6 @@ def channel_vars(pk: int, cid: str, type_: str, id_: str, team: str | None, crea
     return data
 
 
-def distinct_channel_id(user_ids: list[str]) -> str:
-    """The id of the distinct channel of exactly these members: a function of the member set only.
-
-    Readable and length-prefixed (`!members-5.alice.3.bob`, unambiguous whatever the ids hold)
-    while short; a hash beyond that. With one sender and receivers taken in id order, these ids
-    grow with the receiver, so creating a million channels appends to the cid index instead of
-    inserting at random places (a hash for every id made channel creation markedly slower).
-    """
-    members = sorted(set(user_ids))
-    readable = ".".join(f"{len(m)}.{m}" for m in members)
-    if len(readable) <= 200:
-        return f"!members-{readable}"
-    return f"!members-sha256-{hashlib.sha256(chr(0).join(members).encode()).hexdigest()}"
-
-
 # ---------------------------------------------------------------- planning
 
 
@@ -187,7 +171,7 @@ def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str,
     """Resolve and render a batch of (seq, target_id, kind) without writing anything."""
     deliveries = [Delivery(seq, target_id, kind) for seq, target_id, kind in targets]
     _resolve_receivers(conn, run, deliveries)
-    _resolve_distinct_channels(conn, run, deliveries)
+    _resolve_distinct_channels(run, deliveries)
     _attach_channels(conn, run, deliveries)
     for d in deliveries:
         if d.state == SENT:
@@ -223,26 +207,17 @@ def _render_channel_id(run: CampaignRun, d: Delivery) -> None:
         d.cid = f"{run.channel_type}:{channel_id}"
 
 
-def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
-    """Without a channel id template, a user's channel is the distinct one of exactly sender and receiver."""
-    wanted = [d for d in deliveries if d.state == SENT and d.kind == "user" and d.cid is None]
-    if not wanted:
-        return
-    # Drive the lookup from the receivers' memberships: the sender is a member of every channel
-    # the campaign creates, so starting from the sender's side would grow with each batch.
-    me = MEMBERS.alias("me")
-    them = MEMBERS.alias("them")
-    sender_is_member = exists(select(literal(1)).where(me.c.channel_pk == them.c.channel_pk,
-                                                       me.c.user_id == run.sender_id))
-    query = (
-        select(them.c.user_id, CHANNELS.c.cid)
-        .join(CHANNELS, CHANNELS.c.pk == them.c.channel_pk)
-        .where(in_values(them.c.user_id, [d.target_id for d in wanted]), CHANNELS.c.type == run.channel_type,
-               CHANNELS.c.member_count == 2, sender_is_member)
-    )
-    found = dict(conn.execute(query).all())
-    for d in wanted:
-        d.cid = found.get(d.target_id) or f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
+def _resolve_distinct_channels(run: CampaignRun, deliveries: list[Delivery]) -> None:
+    """Without a channel id template, a user's channel is the distinct one of exactly sender and receiver.
+
+    A distinct channel is recognised by its id, a function of its member set (`distinct_channel_id`):
+    a channel that merely has the same two members but was given an id of its own (an event
+    channel, say) is never picked. Computing the cid needs no query; `_attach_channels` then
+    finds the channel, if it exists, with the cids of the whole batch.
+    """
+    for d in deliveries:
+        if d.state == SENT and d.kind == "user" and d.cid is None:
+            d.cid = f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
 
 
 def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
