@@ -35,11 +35,11 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.YAMLError(_Problem(event.start_mark, f"alias *{event.anchor} is not allowed (write the value out)"))
+            raise _Problem(event.start_mark, f"alias *{event.anchor} is not allowed (write the value out)")
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise yaml.YAMLError(_Problem(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels"))
+                raise _Problem(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -51,7 +51,7 @@ class _Loader(yaml.SafeLoader):
             if not isinstance(key, Hashable):
                 continue  # SafeLoader's own check names an unhashable key
             if key in seen:
-                raise yaml.YAMLError(_Problem(key_node.start_mark, f"key {key!r} appears twice in one mapping"))
+                raise _Problem(key_node.start_mark, f"key {key!r} appears twice in one mapping")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -79,7 +79,7 @@ def load_yaml(path: Path, what: str = "file") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        if problem.startswith("expected a single document"):
+        if getattr(exc, "context", None) == "expected a single document in the stream":
             problem = "more than one document ('---') in the file"
         raise InvalidInput(f"{where}: bad YAML: {problem}") from None
 

@@ -70,7 +70,10 @@ def _check_text(text: str, where: str, path: str, key: bool = False) -> None:
 
 
 def _at(path: str) -> str:
-    return f"field {path.lstrip('.')!r}: " if path else ""
+    path = path.lstrip(".")
+    if len(path) > 60:
+        path = f"{path[:28]}…{path[-28:]}"
+    return f"field {path!r}: " if path else ""
 
 
 def _short(number: int) -> str:

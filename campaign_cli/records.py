@@ -211,6 +211,8 @@ class _ArrayReader:
                 raise _unparsable(exc, f"{self.name}:{self.line}") from None
             if end == len(self.buf) and not self.eof and self.fill():
                 continue  # a number may go on in the next chunk
+            if end - self.pos > MAX_RECORD:
+                raise InvalidInput(f"{self.name}:{self.line}: a record larger than {MAX_RECORD >> 20} MB")
             _checked(value, self.buf[self.pos:end], f"{self.name}:{self.line}")
             self.line += self.buf.count("\n", self.pos, end)
             self.pos = end

@@ -143,7 +143,7 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
 
 def send(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Option("-f", "--file", help="Campaign definition YAML.")],
+    file: Annotated[Path, typer.Option("-f", "--file", readable=False, help="Campaign definition YAML.")],
     rate: RateOption = None,
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
