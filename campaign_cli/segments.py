@@ -66,8 +66,9 @@ _SYNC_IDS = Table(
 )
 _WHITE_SPACE = re.compile(r"\s")
 # The common case in one C call per id; the slow checks below only name what is wrong.
-_USER_ID = re.compile(rf"\S{{1,{MAX_ID}}}")
-_CID = re.compile(rf"[^\s:]{{1,{MAX_ID}}}:\S{{1,{MAX_ID}}}")
+# NUL is refused like white space: PostgreSQL cannot store it, so neither store takes it.
+_USER_ID = re.compile(rf"[^\s\x00]{{1,{MAX_ID}}}")
+_CID = re.compile(rf"[^\s:\x00]{{1,{MAX_ID}}}:[^\s\x00]{{1,{MAX_ID}}}")
 
 
 # ---------------------------------------------------------------- target sources
@@ -135,11 +136,16 @@ class TargetSource:
                 raise InvalidInput(f"{self._where(number)}: not valid UTF-8") from None
 
 
+_NUL_PROBLEM = "target id holds a NUL character (\\u0000), which cannot be stored"
+
+
 def _user_target_problem(target: str) -> str | None:
     if _USER_ID.fullmatch(target):
         return None
     if _WHITE_SPACE.search(target):
         return f"target id {target!r} contains white space"
+    if "\x00" in target:
+        return _NUL_PROBLEM
     if len(target) > MAX_ID:
         return f"user id is longer than {MAX_ID} characters"
     return None
@@ -150,6 +156,8 @@ def _channel_target_problem(target: str) -> str | None:
         return None
     if _WHITE_SPACE.search(target):
         return f"target id {target!r} contains white space"
+    if "\x00" in target:
+        return _NUL_PROBLEM
     kind, sep, channel_id = target.partition(":")
     if not sep or not kind or not channel_id:
         return f"{target!r} is not a channel cid (type:id)"

@@ -103,6 +103,15 @@ def test_nul_is_refused_in_channels_and_members(world):
                    "{path}:1: field 'members[0]': text holds a NUL character (\\u0000), which cannot be stored")
 
 
+def test_nul_is_refused_in_segment_targets(world):
+    segment(world, "manual")
+    path = world.write("targets.txt", "alice\nbo\x00b\n")
+    refused(world, ("segment", "add-targets", "manual", "--file", str(path)), 3,
+            f"{path}:2: target id holds a NUL character (\\u0000), which cannot be stored")
+    refused(world, ("segment", "add-targets", "manual", "team:a\x00"), 3,
+            "arguments[0]: target id holds a NUL character (\\u0000), which cannot be stored")
+
+
 def test_nul_is_refused_in_filters(world):
     refused(world, ("users", "list", "--filter", '{"name": "a\\u0000"}'), 3,
             "--filter: field 'name': text holds a NUL character (\\u0000), which cannot be stored")
