@@ -17,7 +17,8 @@ DEFAULT_BATCH_SIZE = 5000
 
 @dataclass(frozen=True)
 class Number:
-    """A numeric config value: its type and its range (`above`: strictly greater than `minimum`)."""
+    """A numeric config value: its type and its range (`above`: strictly greater than `minimum`),
+    so that a typo cannot make the sender spin or hang."""
 
     kind: type | tuple[type, ...]
     minimum: float
@@ -28,12 +29,11 @@ class Number:
         """Why `value` is not acceptable, or None."""
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return "has the wrong type"
+        low, high = f"{self.minimum:g}", f"{self.maximum:g}" if self.maximum is not None else None
         if self.above and not value > self.minimum:
-            return f"must be greater than {self.minimum:g}"
-        if value < self.minimum:
-            return f"must be at least {self.minimum:g}"
-        if self.maximum is not None and value > self.maximum:
-            return f"must be at most {self.maximum:g}"
+            return f"must be greater than {low}" + (f" and at most {high}" if high else "") + f", got {value}"
+        if value < self.minimum or (high is not None and value > self.maximum):
+            return (f"must be between {low} and {high}" if high else f"must be at least {low}") + f", got {value}"
         return None
 
 
@@ -50,7 +50,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "lease_seconds": _SECONDS},
     "quota": {"monthly_messages": Number(int, 0)},
     "templates": {"max_text_length": Number(int, 1, 1_000_000)},
+    "delivery": {
+        "backend": str,
+        "matrix": {"homeserver": str, "access_token": str, "admin_token": str, "concurrency": Number(int, 1, 256),
+                   "timeout": Number((int, float), 0.1, 600), "max_attempts": _ATTEMPTS},
+    },
 }
+BACKENDS = ("local", "matrix")
+MATRIX_TOKEN_ENV = "CAMPAIGN_MATRIX_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,26 @@ class SinkSettings:
     timeout: float = 5.0
     max_attempts: int = 6
     concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class MatrixSettings:
+    """A Matrix homeserver to deliver to, and the sender's token there."""
+
+    homeserver: str | None = None
+    access_token: str | None = None
+    admin_token: str | None = None
+    concurrency: int = 8
+    timeout: float = 30.0
+    max_attempts: int = 6
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Where messages go: `local` (the built-in chat store) or a real chat server."""
+
+    backend: str = "local"
+    matrix: MatrixSettings = field(default_factory=MatrixSettings)
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,7 @@ class Settings:
     lease_seconds: float = 30.0
     monthly_messages: int | None = None
     render_limits: RenderLimits = field(default_factory=RenderLimits)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
 def db_url_from(value: str) -> str:
@@ -134,7 +162,29 @@ def resolve(db: str | None = None, config: str | None = None, env: dict[str, str
         monthly_messages=(data.get("quota") or {}).get("monthly_messages"),
         render_limits=RenderLimits(
             max_text_length=(data.get("templates") or {}).get("max_text_length") or DEFAULT_MAX_TEXT_LENGTH),
+        delivery=_delivery(config_path, data.get("delivery"), env),
     )
+
+
+def _delivery(path: Path | None, section: dict[str, Any] | None, env: Any) -> DeliverySettings:
+    """The `delivery:` section; the Matrix token may come from the environment instead of the file."""
+    section = section or {}
+    backend = section.get("backend") or "local"
+    if backend not in BACKENDS:
+        raise InvalidInput(f"{path}: config key 'delivery.backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    matrix = {k: v for k, v in (section.get("matrix") or {}).items() if v is not None}
+    if env.get(MATRIX_TOKEN_ENV):
+        matrix["access_token"] = env[MATRIX_TOKEN_ENV]
+    settings = MatrixSettings(**matrix)
+    if backend == "matrix":
+        if not settings.homeserver:
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.homeserver' is required with backend matrix")
+        if not settings.homeserver.startswith(("http://", "https://")):
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.homeserver' must be an http:// or https:// URL")
+        if not settings.access_token:
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.access_token' (or env {MATRIX_TOKEN_ENV}) "
+                               "is required with backend matrix")
+    return DeliverySettings(backend=backend, matrix=settings)
 
 
 def _sink(section: dict[str, Any] | None) -> SinkSettings:

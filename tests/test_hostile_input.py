@@ -323,15 +323,16 @@ def test_a_channel_template_type_with_a_colon_is_refused(world):
 
 
 @pytest.mark.parametrize("sections, message", [
-    ({"sending": {"batch_size": -5}}, "config key 'sending.batch_size' must be at least 1"),
-    ({"sending": {"batch_size": 1_000_000}}, "config key 'sending.batch_size' must be at most 100000"),
-    ({"sending": {"rate": 0}}, "config key 'sending.rate' must be greater than 0"),
-    ({"sending": {"lease_seconds": -1}}, "config key 'sending.lease_seconds' must be greater than 0"),
-    ({"webhook": {"url": "http://127.0.0.1:9/", "timeout": -2.5}}, "config key 'webhook.timeout' must be greater than 0"),
-    ({"push": {"max_attempts": 0}}, "config key 'push.max_attempts' must be at least 1"),
-    ({"quota": {"monthly_messages": -1}}, "config key 'quota.monthly_messages' must be at least 0"),
-    ({"templates": {"max_text_length": 0}}, "config key 'templates.max_text_length' must be at least 1"),
+    ({"sending": {"batch_size": -5}}, "config key 'sending.batch_size' must be between 1 and 100000, got -5"),
+    ({"sending": {"batch_size": 1_000_000}}, "config key 'sending.batch_size' must be between 1 and 100000, got 1000000"),
+    ({"sending": {"rate": 0}}, "config key 'sending.rate' must be greater than 0, got 0"),
+    ({"sending": {"lease_seconds": -1}}, "config key 'sending.lease_seconds' must be greater than 0 and at most 86400, got -1"),
+    ({"webhook": {"url": "http://127.0.0.1:9/", "timeout": -2.5}}, "config key 'webhook.timeout' must be greater than 0 and at most 86400, got -2.5"),
+    ({"push": {"max_attempts": 0}}, "config key 'push.max_attempts' must be between 1 and 100, got 0"),
+    ({"quota": {"monthly_messages": -1}}, "config key 'quota.monthly_messages' must be at least 0, got -1"),
+    ({"templates": {"max_text_length": 0}}, "config key 'templates.max_text_length' must be between 1 and 1000000, got 0"),
     ({"templates": {"max_text_length": "long"}}, "config key 'templates.max_text_length' has the wrong type"),
+    ({"delivery": {"matrix": {"concurrency": 0}}}, "config key 'delivery.matrix.concurrency' must be between 1 and 256, got 0"),
 ])
 def test_config_values_out_of_range_are_refused(world, sections, message):
     path = write_yaml(world, "config.yaml", sections)
