@@ -20,29 +20,48 @@ from campaign_cli.limits import MAX_DEPTH, check_value
 MAX_YAML_BYTES = 1 << 20
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without implicit timestamps, aliases or duplicate keys, and with a depth limit.
+MAX_YAML_VALUES = 100_000
 
-    `2026-12-01 09:00` stays the string the user wrote. Aliases are refused outright: a
-    definition never needs them, and a few lines of them expand to gigabytes ("billion laughs").
-    A key given twice is an error rather than the last one silently winning.
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps or duplicate keys, with a depth limit and an alias budget.
+
+    `2026-12-01 09:00` stays the string the user wrote. Aliases (which `yaml.dump` writes for
+    a value used twice) are expanded within a budget: a few lines of nested aliases would
+    otherwise expand to gigabytes ("billion laughs"). A key given twice is an error rather
+    than the last one silently winning.
     """
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self.depth = 0
+        self.values = 0  # values composed so far, each alias counting as the values it stands for
+        self.sizes: dict[str, int] = {}  # anchor → values under it, once it is complete
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise _Problem(event.start_mark, f"alias *{event.anchor} is not allowed (write the value out)")
+            if event.anchor in self.anchors and event.anchor not in self.sizes:
+                raise _Problem(event.start_mark, f"alias *{event.anchor} refers to a value that holds it")
+            self._spend(self.sizes.get(event.anchor, 0), event.start_mark)
+            return super().compose_node(parent, index)
+        start, event = self.values, self.peek_event()
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise _Problem(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
+                raise _Problem(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            self._spend(1, event.start_mark)
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        if getattr(event, "anchor", None) is not None:
+            self.sizes[event.anchor] = self.values - start
+        return node
+
+    def _spend(self, values: int, mark: Any) -> None:
+        self.values += values
+        if self.values > MAX_YAML_VALUES:
+            raise _Problem(mark, f"more than {MAX_YAML_VALUES:,} values once aliases are expanded")
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -217,8 +217,8 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 @pytest.mark.parametrize("text, message", [
     ("id: s1\ntype: user\nid: s2\nall_users: true\n", "{path}:3: bad YAML: key 'id' appears twice in one mapping"),
     ("segments:\n  - id: s1\n    type: user\n    type: channel\n", "{path}:4: bad YAML: key 'type' appears twice in one mapping"),
-    (BILLION_LAUGHS, "{path}:2: bad YAML: alias *a is not allowed (write the value out)"),
-    ("base: &b {type: user}\nid: s1\ntype: *b\n", "{path}:3: bad YAML: alias *b is not allowed (write the value out)"),
+    (BILLION_LAUGHS, "{path}:7: bad YAML: more than 100,000 values once aliases are expanded"),
+    ("id: s1\ntype: user\nfilter: &f {$or: [{a: 1}, *f]}\n", "{path}:3: bad YAML: alias *f refers to a value that holds it"),
     ("id: s1\ntype: user\nall_users: true\n---\nid: s2\n", "{path}:4: bad YAML: more than one document ('---') in the file"),
     ("id: s1\n\ttype: user\n", "{path}:2: bad YAML: found character '\\t' that cannot start any token"),
     ("id: s1\nfilter: " + "[" * 200 + "]" * 200 + "\n", "{path}:2: bad YAML: nested deeper than 64 levels"),
@@ -238,8 +238,18 @@ def test_a_definition_file_over_1_mb_is_refused_unread(world):
 def test_yaml_abuse_in_the_config_file_is_refused(world):
     path = world.write("config.yaml", "sending: {batch_size: 10}\nsending: {batch_size: 20}\n")
     refused(world, ("--config", str(path), "list"), 3, f"{path}:2: bad YAML: key 'sending' appears twice in one mapping")
-    path = world.write("config.yaml", "x: &x {batch_size: 10}\nsending: *x\n")
-    refused(world, ("--config", str(path), "list"), 3, f"{path}:2: bad YAML: alias *x is not allowed (write the value out)")
+    path = world.write("config.yaml", BILLION_LAUGHS)
+    refused(world, ("--config", str(path), "list"), 3, f"{path}:7: bad YAML: more than 100,000 values once aliases are expanded")
+
+
+def test_aliases_within_the_budget_are_expanded(world):
+    path = world.write("segments.yaml", "segments:\n  - {id: s1, type: user, filter: &fr {country: FR}}\n"
+                                        "  - {id: s2, type: user, filter: *fr}\n")
+    world.ok("segment", "create", "-f", str(path))
+    got = world.ok("segment", "get", "s2", "--json").json()
+    assert (got.get("segment", got)["filter"], got.get("segment", got)["size"]) == ({"country": "FR"}, 2)
+    path = world.write("config.yaml", "sending: {batch_size: &n 3}\nwebhook: {max_attempts: *n}\n")
+    world.ok("--config", str(path), "list")
 
 
 # 8. Template resource bombs ------------------------------------------------------------------
