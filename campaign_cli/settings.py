@@ -29,7 +29,7 @@ class Number:
         """Why `value` is not acceptable, or None."""
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return "has the wrong type"
-        low, high = f"{self.minimum:g}", f"{self.maximum:g}" if self.maximum is not None else None
+        low, high = f"{self.minimum}", f"{self.maximum}" if self.maximum is not None else None
         if self.above and not value > self.minimum:
             return f"must be greater than {low}" + (f" and at most {high}" if high else "") + f", got {value}"
         if value < self.minimum or (high is not None and value > self.maximum):
