@@ -409,7 +409,7 @@ def test_a_garbled_schema_version_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("frobnicate",), "campaign: No such command 'frobnicate'."),
-    (("users", "import"), "campaign users import: Missing argument 'files'."),
+    (("segment", "get"), "campaign segment get: Missing argument 'ID'."),
     (("users", "list", "--limit", "ten"), "campaign users list: Invalid value for '--limit': "
                                           "Input should be a valid integer, unable to parse string as an integer"),
     (("users", "list", "--bogus"), "campaign users list: No such option: --bogus"),
