@@ -501,6 +501,21 @@ def test_stop_from_another_process_is_honoured_within_a_batch_and_resume_continu
     assert lifecycle[1]["campaign"]["stats"]["stats_messages_sent"] == at_stop
 
 
+def test_a_campaign_half_sent_by_an_earlier_release_goes_on_after_what_it_sent(world):
+    """Before claims, a sender counted its progress on the campaign row alone (`stats_done`, targets in order)."""
+    ids = many_users(world, 10)
+    create_campaign(world, "c1", user_ids=ids, create_channels=True, channel_template=DM, message_template=to_field())
+    world.ok("start", "c1", "--detach")
+    sql(world, "UPDATE campaigns SET stats_done = 4, stats_messages_sent = 4 WHERE id = 'c1'")
+    sql(world, "UPDATE campaign_targets SET state = 'sent' WHERE seq <= 4")
+
+    world.ok("run", "c1")
+
+    assert receivers(world, "c1") == ids[4:]
+    s = stats(world, "c1")
+    assert (s["stats_messages_sent"], s["stats_channels_created"], s["progress"]) == (10, 6, 1.0)
+
+
 def test_send_file_creates_starts_and_runs_and_a_rerun_sends_nothing(world):
     path = write_yaml(world, "send.yaml", {"sender_id": "acme", "user_ids": ["alice", "bob"], "create_channels": True,
                                            "channel_template": DM,

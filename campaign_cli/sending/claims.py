@@ -82,16 +82,17 @@ def retake_expired(conn: Connection, campaign_pk: int, owner: str, lease: timede
     return Claim(campaign_pk, row.lo, row.hi)
 
 
-def claim_next(conn: Connection, campaign_pk: int, targets: int, size: int, owner: str, lease: timedelta,
-               at: datetime) -> Claim | None:
-    """Claim the next `size` targets nobody has claimed yet; None when every target is claimed.
+def claim_next(conn: Connection, campaign: Any, size: int, owner: str, lease: timedelta, at: datetime) -> Claim | None:
+    """Claim the next `size` targets of `campaign` (its row) nobody has claimed yet; None when every target is claimed.
 
     Two senders may pick the same range at once: the primary key lets one insert it, and the
-    other gets None from `insert_ignore` and is told to try again (`RETRY`).
+    other is told to try again (`RETRY`). The targets a sender of an earlier release wrote
+    before an upgrade (the row's own `stats_done`, with no claims) are never claimed again.
     """
+    campaign_pk, targets = campaign.pk, campaign.stats_targets
     last = conn.scalar(select(CLAIMS.c.hi).where(CLAIMS.c.campaign_pk == campaign_pk)
                        .order_by(CLAIMS.c.lo.desc()).limit(1))
-    lo = (last or 0) + 1
+    lo = max(last or 0, campaign.stats_done) + 1
     if lo > targets:
         return None
     claim = Claim(campaign_pk, lo, min(lo + size - 1, targets))

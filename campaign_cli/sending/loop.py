@@ -271,8 +271,7 @@ class Sender:
                 return self._stop(conn, row, at)
             claim = claims.retake_expired(conn, row.pk, self.owner, self.lease, at)
             if claim is None:
-                claim = claims.claim_next(conn, row.pk, row.stats_targets, self._batch_size, self.owner, self.lease,
-                                          at)
+                claim = claims.claim_next(conn, row, self._batch_size, self.owner, self.lease, at)
             if claim is claims.RETRY:
                 return 0.0
             if claim is not None:
