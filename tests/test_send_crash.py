@@ -49,8 +49,8 @@ def seeded_campaign(cli, count: int) -> list[str]:
 def wait_for_lease_expiry(cli) -> None:
     """Sleep until the lease a killed sender left on c1 has expired (it renewed it for LEASE seconds per batch)."""
     (expires,), = sql(cli, "SELECT lease_expires_at FROM campaigns WHERE id = 'c1'")
-    if expires is not None:
-        until = datetime.fromisoformat(expires).replace(tzinfo=timezone.utc)
+    if expires is not None:  # text on SQLite, a datetime on PostgreSQL; naive UTC on both
+        until = (expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)).replace(tzinfo=timezone.utc)
         time.sleep(max((until - datetime.now(timezone.utc)).total_seconds(), 0.0) + 0.05)
 
 
