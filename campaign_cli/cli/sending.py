@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,24 +12,30 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress as RichProgress
 
-from campaign_cli import history
+from campaign_cli import delivery, history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.campaigns import get_campaign_row, live_campaign_row
 from campaign_cli.cli.campaigns import print_status
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context
-from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say,
-                                     stderr, table)
+from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, RunProgress, count_progress_columns, emit_json,
+                                     print_page, say, stderr, table)
 from campaign_cli.errors import Conflict, Interrupted
 from campaign_cli.sending import control
-from campaign_cli.sending.loop import BUSY, INTERRUPTED, Progress, Sender, delivering_events
+from campaign_cli.sending.loop import BUSY, INTERRUPTED, Sender, delivering_events
 from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time
 
+ONE_SENDER_ON_SQLITE = ("SQLite has one writer, so one sender per campaign; "
+                       "to send with several, use PostgreSQL (--db postgresql+psycopg://…)")
 RateOption = Annotated[float | None, typer.Option("--rate", min=0.001, help="Messages per second at most [config sending.rate].")]
 BatchOption = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000, help="Targets per transaction [config sending.batch_size].")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
+StartIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.startable_campaign_ids)]
+StopIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.stoppable_campaign_ids)]
+ResumeIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.resumable_campaign_ids)]
 
 messages_app = typer.Typer(no_args_is_help=True)
 events_app = typer.Typer(no_args_is_help=True)
@@ -50,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
 def start(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: StartIdArg,
     at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time instead of now.")] = None,
     stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time.")] = None,
     detach: DetachOption = False,
@@ -62,6 +67,8 @@ def start(
     state = app_context(ctx)
     when = parse_time(at, "--at") if at else None
     until = parse_time(stop_at, "--stop-at") if stop_at else None
+    if not detach and when is None:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     status = control.start(state.engine, state.settings, campaign_id, when, until)
     if status == "scheduled" or detach:
         say(f"campaign {campaign_id} is {status}" + (f" for {at}" if status == "scheduled" else ""))
@@ -70,7 +77,7 @@ def start(
     _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
 
 
-def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) -> None:
+def stop(ctx: typer.Context, campaign_id: StopIdArg, as_json: JsonOption = False) -> None:
     """Stop a scheduled or running campaign (a running sender stops within one batch)."""
     state = app_context(ctx)
     control.stop(state.engine, state.settings, campaign_id)
@@ -80,7 +87,7 @@ def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) ->
 
 def resume(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: ResumeIdArg,
     detach: DetachOption = False,
     rate: RateOption = None,
     batch_size: BatchOption = None,
@@ -88,6 +95,8 @@ def resume(
 ) -> None:
     """Continue a stopped campaign with the targets not yet done, in the foreground."""
     state = app_context(ctx)
+    if not detach:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     control.resume(state.engine, state.settings, campaign_id)
     if detach:
         say(f"campaign {campaign_id} is in_progress")
@@ -98,7 +107,8 @@ def resume(
 
 def run(
     ctx: typer.Context,
-    campaign_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Campaigns to send (default: every due one).")] = None,
+    campaign_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="[ID]...", help="Campaigns to send (default: every due one).", autocompletion=complete.runnable_campaign_ids)] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Keep polling for due campaigns until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --watch.")] = 5.0,
     rate: RateOption = None,
@@ -134,7 +144,8 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
             row = get_campaign_row(conn, campaign_id)
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})"
+                           f"; {ONE_SENDER_ON_SQLITE}")
         if row.status == "scheduled":
             say(f"campaign {campaign_id} is scheduled for {row.scheduled_for.isoformat()}: not due yet")
         elif row.status not in ("in_progress", "completed"):
@@ -219,34 +230,38 @@ def _interruptible(on_signal: Callable[[], None]) -> Iterator[None]:
 def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float | None, batch_size: int | None,
                         as_json: bool, explicit: bool) -> None:
     state = app_context(ctx)
-    with _progress_bar() as on_progress:
-        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=on_progress)
+    outcomes = []
+    with _progress_bar() as bar:
+        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=bar.update)
         with _interruptible(sender.interrupt), delivering_events(state.engine, state.settings):
-            outcomes = [(campaign_id, sender.send(campaign_id)) for campaign_id in campaign_ids]
+            for campaign_id in campaign_ids:
+                bar.begin(campaign_id, _messages_sent(state.engine, campaign_id))
+                outcomes.append((campaign_id, sender.send(campaign_id)))
+                bar.end(campaign_id)
+    if stderr.is_terminal:
+        for line in bar.summaries():
+            say(line)
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by another process")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by another process; {ONE_SENDER_ON_SQLITE}")
         _print_campaign(ctx, campaign_id, as_json)
     if any(outcome == INTERRUPTED for _, outcome in outcomes):
         raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
 
 
+def _messages_sent(engine: Any, campaign_id: str) -> int:
+    with reading(engine) as conn:
+        return live_campaign_row(conn, campaign_id).stats_messages_sent
+
+
 @contextmanager
-def _progress_bar() -> Iterator[Any]:
-    """A Rich progress bar (done/total, rate, ETA) on a terminal; nothing otherwise."""
+def _progress_bar() -> Iterator[RunProgress]:
+    """This run's progress: a Rich progress bar on a terminal (nothing otherwise), and the summary lines."""
     if not stderr.is_terminal:
-        yield lambda p: None
+        yield RunProgress(None)
         return
-    tasks: dict[str, Any] = {}
-    started = time.monotonic()
     with RichProgress(*count_progress_columns(), console=stderr) as bar:
-        def on_progress(p: Progress) -> None:
-            if p.campaign_id not in tasks:
-                tasks[p.campaign_id] = bar.add_task(p.campaign_id, total=p.total or 1, rate="")
-            elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(tasks[p.campaign_id], completed=p.done, total=p.total or 1,
-                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped} skipped · {p.failed} failed")
-        yield on_progress
+        yield RunProgress(bar)
 
 
 def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:
