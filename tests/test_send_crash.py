@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
+import pytest
 from send_helpers import (
     bulk_users,
     config,
@@ -104,6 +105,7 @@ def test_a_sender_killed_at_random_moments_loses_and_duplicates_nothing(cli):
     assert_exactly_once(cli, ids)
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL several senders share a campaign
 def test_a_second_sender_does_not_send_a_campaign_with_a_live_lease(cli):
     ids = seeded_campaign(cli, 100)
     cli.ok("start", "c1", "--detach")
