@@ -100,10 +100,10 @@ class Cli:
     SQLAlchemy URL in both cases, `store` is `sqlite` or `postgres`.
     """
 
-    def __init__(self, db: Path | str, cwd: Path, url: str, store: str):
+    def __init__(self, db: Path | str, cwd: Path, url: str | None = None, store: str = "sqlite"):
         self.db = db
         self.cwd = cwd
-        self.url = url
+        self.url = url or f"sqlite:///{db}"
         self.store = store
         self.runner = CliRunner()
 
