@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from campaign_cli.store import engine as store_engine
 from campaign_cli.store.engine import open_engine, reading
-from campaign_cli.store.models import SCHEMA_VERSION
+from campaign_cli.store.models import SCHEMA_REVISION, SCHEMA_VERSION
 
-TABLES = {"meta", "users", "channels", "channel_members", "messages", "events", "segments", "segment_targets",
+TABLES = {"meta", "alembic_version", "users", "channels", "channel_members", "messages", "events", "segments", "segment_targets",
           "campaigns", "campaign_targets", "push_notifications", "outbox"}
 
 
@@ -70,12 +70,12 @@ def test_reopening_keeps_data_and_the_version(cli):
 def test_a_database_from_a_newer_version_is_refused_and_left_alone(cli):
     cli.ok("users", "list")
     with sqlite3.connect(cli.db) as conn:
-        conn.execute("update meta set value = ? where key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+        conn.execute("update alembic_version set version_num = '9999'")
         conn.execute("drop table campaigns")
     before = schema(cli.db)
     run = cli("users", "list")
-    fails(run, 3, f"--db: database sqlite:///{cli.db} has schema version {SCHEMA_VERSION + 1}, newer than this "
-                  f"campaign (knows up to {SCHEMA_VERSION}); upgrade campaign")
+    fails(run, 3, f"--db: database sqlite:///{cli.db} has schema revision 9999, newer than this "
+                  f"campaign (knows up to {SCHEMA_REVISION}); upgrade campaign")
     assert schema(cli.db) == before  # not "repaired": the missing table was not created
 
 
