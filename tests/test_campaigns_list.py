@@ -83,7 +83,7 @@ def test_paging_walks_every_campaign_once_in_order(listed, sort):
     for _ in range(5):
         page = listed.ok("list", "--json", "--limit", "2", *sort_args, *(["--next", cursor] if cursor else [])).json()
         seen += [c["id"] for c in page["campaigns"]]
-        cursor = page["next"]
+        cursor = page.get("next")
         if cursor is None:
             break
     assert seen == everything
@@ -94,7 +94,7 @@ def test_paging_with_a_filter(listed):
     first = listed.ok("list", "--json", "--limit", "1", "--filter", '{"status": "draft"}').json()
     assert [c["id"] for c in first["campaigns"]] == ["c1"]
     second = listed.ok("list", "--json", "--limit", "1", "--filter", '{"status": "draft"}', "--next", first["next"]).json()
-    assert ([c["id"] for c in second["campaigns"]], second["next"]) == (["c4"], None)
+    assert ([c["id"] for c in second["campaigns"]], "next" in second) == (["c4"], False)
 
 
 def test_the_table_prints_the_next_cursor_on_stderr(listed):
@@ -127,6 +127,9 @@ def test_a_cursor_only_works_for_its_own_sort(listed):
     assert (run.exit_code, run.stderr) == (3, "error: --next: this cursor belongs to another listing or sort order\n")
 
 
-def test_list_items_are_full_campaign_objects(listed):
+def test_list_items_are_full_campaign_objects_without_their_users(listed):
+    listed.ok("segment", "add-targets", "beta", "acme")
     item = listed.ok("list", "--json", "--filter", '{"id": "c3"}').json()["campaigns"][0]
-    assert item == listed.ok("get", "c3").json()
+    campaign = listed.ok("get", "c3").json()["campaign"]
+    assert [u["id"] for u in campaign["users"]] == ["acme"]
+    assert item == {**campaign, "users": []}

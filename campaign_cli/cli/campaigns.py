@@ -12,10 +12,12 @@ from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
 from campaign_cli.cli.context import engine_of
-from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
+from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, say,
+                                     say_cursors, stdout, table)
 from campaign_cli.errors import UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
+from campaign_cli.target_users import DEFAULT_USERS_LIMIT, MAX_USERS_LIMIT
 from campaign_cli.timeutil import parse_time, to_local
 
 FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
@@ -43,7 +45,7 @@ def create(
 ) -> None:
     """Create draft campaigns from a YAML file (-f), or one from flags.
 
-    --json prints the campaign, or {"campaigns": [...]} for a file with a `campaigns:` list.
+    --json prints {"campaign": {...}, "users": {...}}, or {"campaigns": [...]} for a file with a `campaigns:` list.
     """
     flags = _spec_from_flags(campaign_id, name, sender, segments, users, text, create_channels, channel_type)
     if file is not None and flags:
@@ -51,11 +53,11 @@ def create(
     if file is None and not flags:
         raise UsageError("give -f FILE or field flags (--sender, --text, --segment or --user, …)")
     specs, listed = service.load_campaign_file(file) if file is not None else ([("command line", flags)], False)
-    created = service.create_campaigns(engine_of(ctx), specs)
+    documents = service.create_campaigns(engine_of(ctx), specs)
     if as_json:
-        emit_json({"campaigns": created} if listed else created[0])
+        emit_json({"campaigns": [d["campaign"] for d in documents]} if listed else documents[0])
         return
-    for campaign in created:
+    for campaign in (d["campaign"] for d in documents):
         print(campaign["id"])
         say(f"created campaign {campaign['id']!r} ({campaign['name'] or 'no name'}) as a draft")
 
@@ -74,9 +76,17 @@ def _spec_from_flags(campaign_id: str | None, name: str | None, sender: str | No
     return {key: value for key, value in spec.items() if value is not None}
 
 
-def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
-    """Show a campaign: every field and its stats."""
-    emit_json(service.get_campaign(engine_of(ctx), campaign_id))
+def get(
+    ctx: typer.Context,
+    campaign_id: IdArgument,
+    users_limit: Annotated[int, typer.Option(
+        "--users-limit", help=f"Target users in `users`, at most {MAX_USERS_LIMIT}.")] = DEFAULT_USERS_LIMIT,
+    users_next: Annotated[str | None, typer.Option("--users-next", help="Cursor users.next: the next users.")] = None,
+    users_prev: Annotated[str | None, typer.Option("--users-prev", help="Cursor users.prev: the users before.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a campaign: every field, its stats, segments, sender and a page of its target users (always JSON)."""
+    emit_json(service.get_campaign(engine_of(ctx), campaign_id, users_limit, users_next, users_prev))
 
 
 def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
@@ -85,11 +95,12 @@ def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = Fa
 
 
 def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
-    """The campaign object as JSON, or the compact view with its webhook and push deliveries."""
-    campaign = service.get_campaign(engine, campaign_id)
+    """The campaign document as JSON (like `get`), or the compact view with its webhook and push deliveries."""
+    document = service.get_campaign(engine, campaign_id)
     if as_json:
-        emit_json(campaign)
+        emit_json(document)
         return
+    campaign = document["campaign"]
     with engine.connect() as conn:
         deliveries = outbox_stats(conn, campaign_id)
     stdout.print(status_view(campaign, deliveries))
@@ -114,7 +125,7 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
             view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
-    for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
+    for label, value in (("scheduled for", campaign.get("scheduled_for")), ("stop at", campaign.get("stop_at")),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
         view.add_row(label, _local(value))
@@ -130,9 +141,9 @@ def update(ctx: typer.Context, campaign_id: IdArgument,
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
-    campaign = service.update_campaign(engine_of(ctx), campaign_id, spec, where)
+    document = service.update_campaign(engine_of(ctx), campaign_id, spec, where)
     if as_json:
-        emit_json(campaign)
+        emit_json(document)
     else:
         say(f"updated campaign {campaign_id!r}")
 
@@ -152,18 +163,19 @@ def list_(
     sort: Annotated[list[str] | None, typer.Option("--sort", help="field or -field, repeatable [default: -created_at].")] = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List campaigns: --filter on id, name, sender_id, status, created_at, updated_at, segments."""
-    items, nxt = service.list_campaigns(engine_of(ctx), parse_filter_text(filter_), sort or ["-created_at"], limit, next_)
+    page = service.list_campaigns(engine_of(ctx), parse_filter_text(filter_), sort or ["-created_at"], limit,
+                                  next_, prev)
     if as_json:
-        emit_json({"campaigns": items, "next": nxt})
+        emit_json(page.envelope("campaigns"))
         return
     table(["id", "name", "status", "sender_id", "targets", "progress", "created_at"],
           ([c["id"], c["name"], c["status"], c["sender_id"], _targets(c), f"{c['stats']['progress']:.0%}",
-            _local(c["created_at"])] for c in items))
-    if nxt:
-        say(f"next: {nxt}")
+            _local(c["created_at"])] for c in page.items))
+    say_cursors(page)
 
 
 def _targets(campaign: dict[str, Any]) -> str:

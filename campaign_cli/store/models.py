@@ -197,6 +197,7 @@ class SegmentTarget(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
     segment_pk: int = Field(sa_column=Column(ForeignKey("segments.pk", ondelete="CASCADE"), primary_key=True))
     target_id: str = Field(sa_column=Column(String(512), primary_key=True))
+    created_at: datetime | None = _time(nullable=False)
 
 
 class Campaign(SQLModel, table=True):
