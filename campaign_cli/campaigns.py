@@ -113,6 +113,7 @@ def _stats_json(row: Any, users_read: int) -> dict[str, Any]:
         "stats_targets": row.stats_targets,
         "stats_skipped": dict(row.stats_skipped or {}),
         "stats_failed": row.stats_failed,
+        "stats_failed_reasons": dict(row.stats_failed_reasons or {}),
     }
 
 

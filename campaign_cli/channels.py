@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,23 @@ class ChannelImportResult:
     members: int = 0
 
 
+def distinct_channel_id(user_ids: list[str]) -> str:
+    """The id of the distinct channel of exactly these members: a function of the member set only.
+
+    A channel created without an id (by a campaign whose channel_template has none, or by an
+    import record without `id`) gets this id, and that is what makes it the distinct channel of
+    its members. Readable and length-prefixed (`!members-5.alice.3.bob`, unambiguous whatever
+    the ids hold) while short; a hash beyond that. With one sender and receivers taken in id
+    order, these ids grow with the receiver, so creating a million channels appends to the cid
+    index instead of inserting at random places (a hash for every id made creation markedly slower).
+    """
+    members = sorted(set(user_ids))
+    readable = ".".join(f"{len(m)}.{m}" for m in members)
+    if len(readable) <= 200:
+        return f"!members-{readable}"
+    return f"!members-sha256-{hashlib.sha256(chr(0).join(members).encode()).hexdigest()}"
+
+
 def split_cid(cid: str, where: str = "cid") -> tuple[str, str]:
     """`type:id` → (type, id)."""
     kind, sep, channel_id = cid.partition(":")
@@ -110,8 +128,11 @@ def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any
     kind = check_id(record.get("type"), where, "type")
     if ":" in kind:
         raise InvalidInput(f"{where}: 'type' cannot contain ':'")
-    channel_id = check_id(record.get("id"), where, "id")
     members = _members(record, where)
+    if record.get("id") is None and members:
+        # No id: the distinct channel of exactly these members.
+        record = {**record, "id": distinct_channel_id([m["user_id"] for m in members])}
+    channel_id = check_id(record.get("id"), where, "id")
     for key in ("team", "created_by_id"):
         if record.get(key) is not None and not isinstance(record[key], str):
             raise InvalidInput(f"{where}: '{key}' must be a string")

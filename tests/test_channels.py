@@ -189,3 +189,17 @@ def test_deleting_a_member_user_removes_the_membership_and_updates_the_count(cli
     c1 = get_channel(cli, "messaging:c1")
     assert ([m["user_id"] for m in c1["members"]], c1["member_count"]) == (["u1"], 1)
     assert get_channel(cli, "team:c2")["member_count"] == 1
+
+
+def test_a_channel_without_an_id_is_the_distinct_channel_of_its_members(cli, users):
+    cli.write_jsonl("channels.jsonl", [{"type": "messaging", "members": ["u2", "u1"]}])
+    cli.ok("channels", "import", str(cli.cwd / "channels.jsonl"))
+    data = get_channel(cli, "messaging:!members-2.u1.2.u2")
+    assert (data["id"], data["member_count"]) == ("!members-2.u1.2.u2", 2)
+
+
+def test_a_channel_without_an_id_or_members_is_refused(cli):
+    cli.write_jsonl("channels.jsonl", [{"type": "messaging"}])
+    run = cli("channels", "import", str(cli.cwd / "channels.jsonl"))
+    assert run.exit_code == 3
+    assert run.error_line().endswith("channels.jsonl:1: missing or empty 'id'")

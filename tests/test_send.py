@@ -192,6 +192,35 @@ def test_distinct_channel_is_created_once_and_reused_by_the_next_campaign(world)
     assert sorted(c["cid"] for c in channels(world)) == sorted(cids)
 
 
+@pytest.mark.parametrize("create", [True, False])
+def test_a_channel_with_an_id_of_its_own_is_never_taken_for_the_distinct_one(world, create):
+    # An event channel with exactly the sender and the receiver as members, created with an explicit id.
+    import_channels(world, [{"cid": "messaging:paris-meetup-2030-alice", "members": ["alice", "acme"]}])
+    create_campaign(world, "c1", user_ids=["alice"], create_channels=create, channel_template=DM)
+
+    world.ok("start", "c1")
+
+    s = stats(world, "c1")
+    if create:
+        assert [m["cid"] for m in messages(world, "c1")] == ["messaging:!members-4.acme.5.alice"]
+        assert s["stats_channels_created"] == 1
+    else:
+        assert messages(world, "c1") == []
+        assert s["stats_skipped"] == {"no_channel": 1}
+    assert [m["cid"] for m in messages(world)] == [m["cid"] for m in messages(world, "c1")]
+
+
+def test_a_channel_imported_without_an_id_is_the_distinct_channel_of_its_members(world):
+    import_channels(world, [{"type": "messaging", "members": ["bob", "acme"]}])
+    assert [c["cid"] for c in channels(world)] == ["messaging:!members-4.acme.3.bob"]
+    create_campaign(world, "c1", user_ids=["bob"], channel_template=DM)
+
+    world.ok("start", "c1")
+
+    assert [m["cid"] for m in messages(world, "c1")] == ["messaging:!members-4.acme.3.bob"]
+    assert stats(world, "c1")["stats_channels_created"] == 0
+
+
 def test_channel_id_is_rendered_from_the_channel_template(world):
     create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True,
                     channel_template={"type": "news", "id": "news-{{ receiver.id }}"})
@@ -205,7 +234,7 @@ def test_channel_id_is_rendered_from_the_channel_template(world):
 def test_without_create_channels_existing_channels_are_used_and_the_rest_skipped(world):
     import_channels(world, [
         {"cid": "messaging:news-bob", "members": ["acme", "bob"]},
-        {"cid": "messaging:carol-and-acme", "members": ["carol", "acme"]},
+        {"type": "messaging", "members": ["carol", "acme"]},  # no id: the distinct channel of carol and acme
     ])
     create_campaign(world, "by-id", user_ids=["alice", "bob"], channel_template=NEWS)
     create_campaign(world, "distinct", user_ids=["alice", "carol"], channel_template=DM)
@@ -214,7 +243,7 @@ def test_without_create_channels_existing_channels_are_used_and_the_rest_skipped
     world.ok("start", "distinct")
 
     assert [(m["cid"], m["text"]) for m in messages(world, "by-id")] == [("messaging:news-bob", "Hi Bob")]
-    assert [(m["cid"], m["text"]) for m in messages(world, "distinct")] == [("messaging:carol-and-acme", "Hi Carol")]
+    assert [(m["cid"], m["text"]) for m in messages(world, "distinct")] == [("messaging:!members-4.acme.5.carol", "Hi Carol")]
     for campaign_id in ("by-id", "distinct"):
         s = stats(world, campaign_id)
         assert (s["stats_messages_sent"], s["stats_channels_created"], s["stats_skipped"]) == (1, 0, {"no_channel": 1})

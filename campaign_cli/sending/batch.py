@@ -8,7 +8,6 @@ caller's transaction with bulk statements, so a batch happens entirely or not at
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, String, bindparam, exists, func, literal, literal_column, select, type_coerce, update
+from sqlalchemy import Connection, String, bindparam, func, literal, literal_column, select, type_coerce, update
 
-from campaign_cli.channels import CHANNELS, MEMBERS
+from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
 from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
 from campaign_cli.store.bulk import RawInsert, db_value, in_values, insert_ignore
@@ -39,7 +38,7 @@ OUTBOX = OutboxRow.__table__
 HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")
 DEFAULT_CHANNEL_TYPE = "messaging"
 
-SENT, SKIPPED, FAILED = "sent", "skipped", "failed"
+PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
 
 
 @dataclass
@@ -69,6 +68,8 @@ class Delivery:
     text: str = ""
     custom: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    # Where a remote backend delivered the message: {"backend", "room_id", "event_id"}.
+    remote: dict[str, Any] | None = None
 
     def give_up(self, state: str, reason: str) -> None:
         self.state, self.reason = state, reason
@@ -84,6 +85,7 @@ class BatchResult:
     users_sent: int = 0
     failed: int = 0
     skipped: Counter = field(default_factory=Counter)
+    failed_reasons: Counter = field(default_factory=Counter)
 
 
 class CampaignRun:
@@ -104,6 +106,11 @@ class CampaignRun:
         self.vars_campaign = {"id": campaign.id, "name": campaign.name}
         started = campaign.stats_started_at
         self.message_prefix = f"{campaign.id}-{int(started.timestamp() * 1_000_000):x}" if started else campaign.id
+
+    def message_id(self, seq: int) -> str:
+        """The id of the message to target `seq`: stable across restarts, so remote backends use it as idempotency key."""
+        # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
+        return f"{self.message_prefix}-{seq:010d}"
 
     def context(self, receiver: dict | None, channel: dict | None) -> dict[str, Any]:
         """The template variables for one target (SPEC §2)."""
@@ -164,21 +171,6 @@ def channel_vars(pk: int, cid: str, type_: str, id_: str, team: str | None, crea
     return data
 
 
-def distinct_channel_id(user_ids: list[str]) -> str:
-    """The id of the distinct channel of exactly these members: a function of the member set only.
-
-    Readable and length-prefixed (`!members-5.alice.3.bob`, unambiguous whatever the ids hold)
-    while short; a hash beyond that. With one sender and receivers taken in id order, these ids
-    grow with the receiver, so creating a million channels appends to the cid index instead of
-    inserting at random places (a hash for every id made channel creation markedly slower).
-    """
-    members = sorted(set(user_ids))
-    readable = ".".join(f"{len(m)}.{m}" for m in members)
-    if len(readable) <= 200:
-        return f"!members-{readable}"
-    return f"!members-sha256-{hashlib.sha256(chr(0).join(members).encode()).hexdigest()}"
-
-
 # ---------------------------------------------------------------- planning
 
 
@@ -186,7 +178,7 @@ def plan_batch(conn: Connection, run: CampaignRun, targets: list[tuple[int, str,
     """Resolve and render a batch of (seq, target_id, kind) without writing anything."""
     deliveries = [Delivery(seq, target_id, kind) for seq, target_id, kind in targets]
     _resolve_receivers(conn, run, deliveries)
-    _resolve_distinct_channels(conn, run, deliveries)
+    _resolve_distinct_channels(run, deliveries)
     _attach_channels(conn, run, deliveries)
     for d in deliveries:
         if d.state == SENT:
@@ -222,26 +214,17 @@ def _render_channel_id(run: CampaignRun, d: Delivery) -> None:
         d.cid = f"{run.channel_type}:{channel_id}"
 
 
-def _resolve_distinct_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
-    """Without a channel id template, a user's channel is the distinct one of exactly sender and receiver."""
-    wanted = [d for d in deliveries if d.state == SENT and d.kind == "user" and d.cid is None]
-    if not wanted:
-        return
-    # Drive the lookup from the receivers' memberships: the sender is a member of every channel
-    # the campaign creates, so starting from the sender's side would grow with each batch.
-    me = MEMBERS.alias("me")
-    them = MEMBERS.alias("them")
-    sender_is_member = exists(select(literal(1)).where(me.c.channel_pk == them.c.channel_pk,
-                                                       me.c.user_id == run.sender_id))
-    query = (
-        select(them.c.user_id, CHANNELS.c.cid)
-        .join(CHANNELS, CHANNELS.c.pk == them.c.channel_pk)
-        .where(in_values(them.c.user_id, [d.target_id for d in wanted]), CHANNELS.c.type == run.channel_type,
-               CHANNELS.c.member_count == 2, sender_is_member)
-    )
-    found = dict(conn.execute(query).all())
-    for d in wanted:
-        d.cid = found.get(d.target_id) or f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
+def _resolve_distinct_channels(run: CampaignRun, deliveries: list[Delivery]) -> None:
+    """Without a channel id template, a user's channel is the distinct one of exactly sender and receiver.
+
+    A distinct channel is recognised by its id, a function of its member set (`distinct_channel_id`):
+    a channel that merely has the same two members but was given an id of its own (an event
+    channel, say) is never picked. Computing the cid needs no query; `_attach_channels` then
+    finds the channel, if it exists, with the cids of the whole batch.
+    """
+    for d in deliveries:
+        if d.state == SENT and d.kind == "user" and d.cid is None:
+            d.cid = f"{run.channel_type}:{distinct_channel_id([run.sender_id, d.target_id])}"
 
 
 def _attach_channels(conn: Connection, run: CampaignRun, deliveries: list[Delivery]) -> None:
@@ -342,7 +325,8 @@ _INSERT_CHANNELS = RawInsert(CHANNELS, ["pk", "cid", "type", "id", "team", "crea
 _INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
                                       "last_read_at"])
 _INSERT_MESSAGES = RawInsert(MESSAGES, ["id", "cid", "channel_pk", "user_id", "text", "type", "attachments", "custom",
-                                        "campaign_id", "created_at"])
+                                        "campaign_id", "created_at", "delivery_backend", "remote_room_id",
+                                        "remote_event_id"])
 _INSERT_EVENTS = RawInsert(EVENTS, ["type", "campaign_id", "cid", "message_id", "user_id", "created_at", "payload"])
 _INSERT_PUSHES = RawInsert(PUSHES, ["campaign_id", "message_id", "user_id", "device_id", "push_provider", "created_at"])
 _INSERT_OUTBOX = RawInsert(OUTBOX, ["sink", "event_type", "campaign_id", "body", "status", "attempts",
@@ -377,7 +361,7 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
     messages = _messages(w, sending)
     _INSERT_MESSAGES.execute(conn, [
         (m["id"], m["cid"], m["channel_pk"], m["user_id"], m["text"], "regular", w.attachments, m["custom"],
-         m["campaign_id"], w.time) for m in messages])
+         m["campaign_id"], w.time, *_remote_columns(d.remote)) for d, m in zip(sending, messages)])
     _INSERT_EVENTS.execute(conn, _events(w, sending, messages))
     _pushes(w, sending, messages)
     _INSERT_OUTBOX.execute(conn, [
@@ -394,7 +378,19 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
             result.skipped[d.reason or "unknown"] += 1
         elif d.state == FAILED:
             result.failed += 1
+            result.failed_reasons[failure_kind(d.reason)] += 1
     return result
+
+
+def failure_kind(reason: str | None) -> str:
+    """The reason a failure is counted under: `template_error`, `matrix:M_FORBIDDEN`, … (without the details)."""
+    return (reason or "unknown").partition(": ")[0]
+
+
+def _remote_columns(remote: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    if remote is None:
+        return None, None, None
+    return remote["backend"], remote["room_id"], remote["event_id"]
 
 
 def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]:
@@ -459,8 +455,7 @@ def _messages(w: _Writer, sending: list[Delivery]) -> list[dict[str, Any]]:
     for d in sending:
         custom = d.custom
         custom["campaign_id"] = campaign_id
-        # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
-        rows.append({"id": f"{run.message_prefix}-{d.seq:010d}", "cid": d.cid, "channel_pk": d.channel_pk,
+        rows.append({"id": run.message_id(d.seq), "cid": d.cid, "channel_pk": d.channel_pk,
                      "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": w.attachments,
                      "custom": custom, "campaign_id": campaign_id, "created_at": w.time})
     for row in rows:
@@ -480,7 +475,8 @@ def _events(w: _Writer, sending: list[Delivery], messages: list[dict]) -> list[t
             events.append((CHANNEL_CREATED, campaign_id, d.cid, None, sender_id, w.time, w.empty))
             if webhook:
                 outbox.event(CHANNEL_CREATED, lambda d=d: _channel_created_body(run, d))
-        events.append((MESSAGE_NEW, campaign_id, d.cid, message["id"], sender_id, w.time, w.empty))
+        payload = json_text({"delivery": d.remote}) if d.remote else w.empty
+        events.append((MESSAGE_NEW, campaign_id, d.cid, message["id"], sender_id, w.time, payload))
         if webhook:
             outbox.event(MESSAGE_NEW, lambda d=d, m=message: _message_new_body(run, d, m, w.at))
     return events
@@ -501,8 +497,11 @@ def _message_new_body(run: CampaignRun, d: Delivery, message: dict[str, Any], at
             "user": {"id": run.sender_id, "name": run.sender.get("name")},
             "attachments": run.campaign.message_template.get("attachments") or [], "created_at": to_json(at)}
     body.update(json.loads(message["custom"]))
-    return {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
+    data = {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
             "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
+    if d.remote:
+        data["delivery"] = d.remote
+    return data
 
 
 def _pushes(w: _Writer, sending: list[Delivery], messages: list[dict]) -> None:
@@ -570,4 +569,4 @@ def _record_targets(conn: Connection, run: CampaignRun, deliveries: list[Deliver
             .values(state=bindparam("state_"), reason=bindparam("reason_")), others)
     lo, hi = deliveries[0].seq, deliveries[-1].seq
     conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == pk, TARGETS.c.seq.between(lo, hi),
-                                       TARGETS.c.state == "pending").values(state=SENT))
+                                       TARGETS.c.state.in_((PENDING, SENDING))).values(state=SENT))

@@ -1,8 +1,12 @@
 """The sender loop: lease a campaign, then plan and write batches until it is done, stopped or interrupted.
 
-Each batch is one transaction (see batch.py), so a crash loses at most the batch in hand, which
-the next sender redoes: nothing is lost and nothing is sent twice. A lease (owner, expiry),
-renewed every batch, keeps a second sender away; an expired lease is taken over.
+With the built-in chat store each batch is one transaction (see batch.py), so a crash loses at most
+the batch in hand, which the next sender redoes: nothing is lost and nothing is sent twice. With a
+remote backend (see campaign_cli/delivery) a batch is three steps and no transaction is open while
+waiting on the network: mark the targets `sending` (short transaction), plan and deliver, write the
+results (short transaction); a crash in between leaves the targets `sending`, and the next sender
+delivers them again under the same idempotency keys. A lease (owner, expiry), renewed every batch,
+keeps a second sender away; an expired lease is taken over.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_cli import lifecycle
-from campaign_cli.sending.batch import TARGETS, CampaignRun, plan_batch, write_batch
+from campaign_cli.delivery import Backend, open_backend
+from campaign_cli.sending.batch import PENDING, SENDING, TARGETS, BatchResult, CampaignRun, plan_batch, write_batch
 from campaign_cli.sending.control import record_campaign_event
 from campaign_cli.sending.events import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, Outbox
 from campaign_cli.sending.sinks import OutboxDrainer
@@ -36,6 +41,8 @@ from campaign_cli.timeutil import now
 CAMPAIGNS = Campaign.__table__
 
 COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
+# A remote batch holds this many targets per request the backend may have in flight.
+REMOTE_BATCH_PER_REQUEST = 16
 SENDER_PRAGMAS = {
     # A batch writes more than the default 4 MB autocheckpoint: checkpoint (and fsync) less often.
     "wal_autocheckpoint": 25_000,
@@ -113,6 +120,8 @@ class Sender:
         self.interrupted = threading.Event()
         self.lease = timedelta(seconds=settings.lease_seconds)
         self._left = 0
+        self.backend: Backend | None = None
+        self._batch_size = self.batch_size
 
     def interrupt(self) -> None:
         """Ask the loop to finish the batch in hand and return (Ctrl-C)."""
@@ -126,9 +135,18 @@ class Sender:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
                 run = CampaignRun(conn, campaign)
+            self.backend = open_backend(self.settings, self.engine)
+            self.backend.begin(run)
+            # A remote batch stays short, so that the lease outlives a batch's network calls and retries.
+            concurrency = self.settings.delivery.matrix.concurrency
+            self._batch_size = min(self.batch_size, REMOTE_BATCH_PER_REQUEST * concurrency) \
+                if self.backend.remote else self.batch_size
             with _quiet_gc():
                 return self._loop(run)
         finally:
+            if self.backend is not None:
+                self.backend.close()
+                self.backend = None
             self._release(campaign_id)
 
     def _acquire(self, campaign_id: str) -> bool:
@@ -158,10 +176,10 @@ class Sender:
                 return INTERRUPTED
             if bucket is not None and self._left > 0:
                 # Tokens for the targets the next batch will take: none for the final, empty one.
-                bucket.take(min(self.batch_size, self._left))
+                bucket.take(min(self._batch_size, self._left))
                 if self.interrupted.is_set():
                     return INTERRUPTED
-            outcome = self._batch(run)
+            outcome = self._remote_batch(run) if self.backend and self.backend.remote else self._batch(run)
             if outcome is not None:
                 return outcome
 
@@ -169,42 +187,82 @@ class Sender:
         """Plan and write the next batch in one transaction; returns an outcome when the loop should end."""
         at = now()
         with writing(self.engine, SENDER_PRAGMAS) as conn:
-            row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
-            if row.lease_owner != self.owner or row.status != lifecycle.IN_PROGRESS:
-                return STOPPED
-            if row.stop_at is not None and row.stop_at <= at:
-                lifecycle.transition(conn, row.id, "stop")
-                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_STOPPED, at)
-                return STOPPED
-            targets = conn.execute(
-                select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
-                .where(TARGETS.c.campaign_pk == row.pk, TARGETS.c.seq > row.stats_done)
-                .order_by(TARGETS.c.seq).limit(self.batch_size)
-            ).all()
-            if not targets:
-                lifecycle.transition(conn, row.id, "complete", stats_completed_at=at)
-                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_COMPLETED, at)
-                self._report(row)
-                return COMPLETED
+            row, targets, outcome = self._claim(conn, run, at)
+            if outcome is not None:
+                return outcome
             outbox = Outbox(self.settings, row.id, row.skip_webhook, row.skip_push, at)
-            deliveries = plan_batch(conn, run, [tuple(t) for t in targets])
-            result = write_batch(conn, run, deliveries, at, outbox)
-            skipped = Counter(row.stats_skipped or {})
-            skipped.update(result.skipped)
-            values = dict(
-                stats_done=row.stats_done + result.done,
-                stats_messages_sent=row.stats_messages_sent + result.messages,
-                stats_channels_created=row.stats_channels_created + result.channels_created,
-                stats_users_sent=row.stats_users_sent + result.users_sent,
-                stats_failed=row.stats_failed + result.failed,
-                stats_skipped=dict(skipped),
-                lease_expires_at=at + self.lease,
-                updated_at=at,
-            )
-            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(**values))
+            deliveries = plan_batch(conn, run, targets)
+            values = self._record(conn, row, write_batch(conn, run, deliveries, at, outbox), at)
         self._left = row.stats_targets - values["stats_done"]
         self._report(row, values)
         return None
+
+    def _remote_batch(self, run: CampaignRun) -> str | None:
+        """Mark the next batch `sending`, plan and deliver it with no transaction open, then record the results."""
+        assert self.backend is not None
+        with writing(self.engine) as conn:
+            row, targets, outcome = self._claim(conn, run, now())
+            if outcome is not None:
+                return outcome
+            conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == row.pk,
+                                               TARGETS.c.seq.between(targets[0][0], targets[-1][0]),
+                                               TARGETS.c.state == PENDING).values(state=SENDING))
+        with reading(self.engine) as conn:
+            deliveries = plan_batch(conn, run, targets)
+        self.backend.deliver(run, deliveries)
+        at = now()
+        with writing(self.engine, SENDER_PRAGMAS) as conn:
+            row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
+            if row.lease_owner != self.owner or row.stats_done >= targets[-1][0]:
+                return STOPPED  # taken over meanwhile; the deliveries were idempotent
+            outbox = Outbox(self.settings, row.id, row.skip_webhook, row.skip_push, at)
+            values = self._record(conn, row, write_batch(conn, run, deliveries, at, outbox), at)
+        self._left = row.stats_targets - values["stats_done"]
+        self._report(row, values)
+        return None
+
+    def _claim(self, conn: Any, run: CampaignRun, at: Any) -> tuple[Any, list[tuple[int, str, str]], str | None]:
+        """The campaign row and the next batch of targets; or the outcome when the loop should end."""
+        row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
+        if row.lease_owner != self.owner or row.status != lifecycle.IN_PROGRESS:
+            return row, [], STOPPED
+        if row.stop_at is not None and row.stop_at <= at:
+            lifecycle.transition(conn, row.id, "stop")
+            record_campaign_event(conn, self.settings, row.id, CAMPAIGN_STOPPED, at)
+            return row, [], STOPPED
+        targets = conn.execute(
+            select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
+            .where(TARGETS.c.campaign_pk == row.pk, TARGETS.c.seq > row.stats_done)
+            .order_by(TARGETS.c.seq).limit(self._batch_size)
+        ).all()
+        if not targets:
+            lifecycle.transition(conn, row.id, "complete", stats_completed_at=at)
+            record_campaign_event(conn, self.settings, row.id, CAMPAIGN_COMPLETED, at)
+            self._report(row)
+            return row, [], COMPLETED
+        if self.backend is not None and self.backend.remote:
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(lease_expires_at=at + self.lease))
+        return row, [tuple(t) for t in targets], None
+
+    def _record(self, conn: Any, row: Any, result: BatchResult, at: Any) -> dict[str, Any]:
+        """Add a written batch to the campaign's stats and renew the lease."""
+        skipped = Counter(row.stats_skipped or {})
+        skipped.update(result.skipped)
+        failed = Counter(row.stats_failed_reasons or {})
+        failed.update(result.failed_reasons)
+        values = dict(
+            stats_done=row.stats_done + result.done,
+            stats_messages_sent=row.stats_messages_sent + result.messages,
+            stats_channels_created=row.stats_channels_created + result.channels_created,
+            stats_users_sent=row.stats_users_sent + result.users_sent,
+            stats_failed=row.stats_failed + result.failed,
+            stats_skipped=dict(skipped),
+            stats_failed_reasons=dict(failed),
+            lease_expires_at=at + self.lease,
+            updated_at=at,
+        )
+        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(**values))
+        return values
 
     def _report(self, row: Any, values: dict | None = None) -> None:
         values = values or {}
