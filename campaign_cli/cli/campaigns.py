@@ -89,7 +89,7 @@ def get(
     users_prev: Annotated[str | None, typer.Option("--users-prev", help="Cursor users.prev: the users before.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a campaign: every field, its stats, segments, sender and a page of its target users (always JSON)."""
+    """Show a campaign: every field, its stats, segments, sender and a page of its users."""
     emit_json(service.get_campaign(engine_of(ctx), campaign_id, users_limit, users_next, users_prev))
 
 
