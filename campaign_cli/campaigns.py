@@ -18,6 +18,7 @@ from campaign_cli.errors import Conflict, InvalidInput, InvalidInputs, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import Page, check_limit, keyset_page
 from campaign_cli.segments import segment_object
+from campaign_cli.sending.claims import with_claim_stats
 from campaign_cli.store.bulk import chunked
 from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import Campaign, ChannelMember, Message, Segment, User
@@ -126,10 +127,12 @@ def _progress(row: Any) -> float:
 
 
 def campaigns_json(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
-    """Campaign objects for `rows` with their segments, sender and read counts, in a few queries.
+    """Campaign objects for `rows` (as stored) with the stats their senders hold so far, their segments,
+    sender and read counts, in a few queries.
 
     `users` is left empty: `campaign_document` fills it for one campaign.
     """
+    rows = with_claim_stats(conn, rows)
     reads = users_read_by_campaign(conn, [row.id for row in rows])
     segment_ids = {s for row in rows for s in row.segment_ids}
     segments = {r.id: segment_object(r) for chunk in chunked(sorted(segment_ids), 1000)
@@ -521,6 +524,12 @@ def get_campaign_row(conn: Connection, campaign_id: str) -> Any:
     row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
     if row is None:
         raise NotFound(f"campaign {campaign_id!r} not found")
+    return row
+
+
+def live_campaign_row(conn: Connection, campaign_id: str) -> Any:
+    """The campaigns row with this id, with the stats its senders have written so far; exit 4 when there is none."""
+    row, = with_claim_stats(conn, [get_campaign_row(conn, campaign_id)])
     return row
 
 

@@ -182,6 +182,13 @@ def status_view(document: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     return view
 
 
+def sender_line(sender: dict[str, Any]) -> str:
+    """One sender of a campaign: who, what it wrote, when it was last seen, and whether it is still sending."""
+    state = "live" if sender["live"] else "lease expired" if sender["lease_expires_at"] else "left"
+    return (f"{sender['owner']} · {sender['batches']:,} batches · {sender['targets']:,} targets · "
+            f"last seen {_local(sender['last_seen'])} · {state}")
+
+
 def _add_live_rows(view: Table, document: dict[str, Any]) -> None:
     """Rate, ETA, elapsed time and the senders (from `monitor.campaign_status`)."""
     campaign = document["campaign"]
@@ -192,11 +199,10 @@ def _add_live_rows(view: Table, document: dict[str, Any]) -> None:
     if document["elapsed_seconds"] is not None:
         view.add_row("elapsed", _duration(document["elapsed_seconds"]))
     for sender in document["senders"]:
-        lease = "live" if sender["live"] else "expired"
-        view.add_row("sender", f"{sender['owner']} · lease {lease} ({_local(sender['lease_expires_at'])})")
+        view.add_row("sender", sender_line(sender))
     if monitor.sender_died(document):
         view.add_row("note", f"its sender died (lease expired): `campaign resume {campaign['id']}` continues")
-    elif campaign["status"] == lifecycle.IN_PROGRESS and not document["senders"]:
+    elif campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in document["senders"]):
         view.add_row("note", f"no sender is working on it: `campaign run {campaign['id']}` sends it")
 
 

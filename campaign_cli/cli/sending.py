@@ -14,7 +14,7 @@ from rich.progress import Progress as RichProgress
 
 from campaign_cli import delivery, history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.campaigns import get_campaign_row, live_campaign_row
 from campaign_cli.cli.campaigns import print_status
 from campaign_cli.cli.context import app_context
 from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, PrevOption, RunProgress,
@@ -26,6 +26,8 @@ from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time
 
+ONE_SENDER_ON_SQLITE = ("SQLite has one writer, so one sender per campaign; "
+                       "to send with several, use PostgreSQL (--db postgresql+psycopg://…)")
 RateOption = Annotated[float | None, typer.Option("--rate", min=0.001, help="Messages per second at most [config sending.rate].")]
 BatchOption = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000, help="Targets per transaction [config sending.batch_size].")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
@@ -137,7 +139,8 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
             row = get_campaign_row(conn, campaign_id)
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})"
+                           f"; {ONE_SENDER_ON_SQLITE}")
         if row.status == "scheduled":
             say(f"campaign {campaign_id} is scheduled for {row.scheduled_for.isoformat()}: not due yet")
         elif row.status not in ("in_progress", "completed"):
@@ -237,7 +240,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
             say(line)
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by another process")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by another process; {ONE_SENDER_ON_SQLITE}")
         _print_campaign(ctx, campaign_id, as_json)
     if any(outcome == INTERRUPTED for _, outcome in outcomes):
         raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
@@ -245,7 +248,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
 
 def _messages_sent(engine: Any, campaign_id: str) -> int:
     with reading(engine) as conn:
-        return get_campaign_row(conn, campaign_id).stats_messages_sent
+        return live_campaign_row(conn, campaign_id).stats_messages_sent
 
 
 @contextmanager
