@@ -35,7 +35,7 @@ MEMBERS = ChannelMember.__table__
 
 MAX_ID = 255
 MAX_SEGMENTS = 25
-MAX_USER_IDS = 1000
+MAX_USER_IDS = 10_000
 MAX_ATTACHMENTS = 30
 MAX_MEMBERS = 1000
 MAX_PAGE = 100
@@ -50,8 +50,9 @@ DEFINITION_KEYS = frozenset({
 READ_ONLY_KEYS = frozenset({"status", "stats", "created_at", "updated_at", "segments", "users", "sender"})
 # Keys of the campaign object the API has as optional: left out when they have no value.
 OPTIONAL_KEYS = frozenset({"channel_template", "scheduled_for", "stop_at", "sender"})
-MESSAGE_TEMPLATE_KEYS = frozenset({"text", "attachments", "custom"})
+MESSAGE_TEMPLATE_KEYS = frozenset({"text", "attachments", "custom", "searchable"})
 CHANNEL_TEMPLATE_KEYS = frozenset({"type", "id", "team", "custom", "members", "members_template"})
+MEMBER_KEYS = frozenset({"user_id", "channel_role", "custom"})
 FLAGS = ("create_channels", "show_channels", "skip_push", "skip_webhook")
 TIMES = ("scheduled_for", "stop_at")
 
@@ -64,7 +65,7 @@ CAMPAIGN_FILTER = FilterSchema(
         "status": FieldSpec(CAMPAIGNS.c.status, "string", nullable=False),
         "created_at": FieldSpec(CAMPAIGNS.c.created_at, "time", nullable=False),
         "updated_at": FieldSpec(CAMPAIGNS.c.updated_at, "time", nullable=False),
-        "segments": FieldSpec(CAMPAIGNS.c.segment_ids, "list", ops=frozenset({"$contains", "$in"})),
+        "segments": FieldSpec(CAMPAIGNS.c.segment_ids, "list", ops=frozenset({"$eq", "$contains", "$in"})),
     },
 )
 SORTABLE = {name: CAMPAIGN_FILTER.fields[name].column
@@ -306,6 +307,8 @@ def _check_message_template(template: Any, problems: list[str]) -> None:
             problems.append("message_template.attachments: must be a list of mappings")
         elif len(attachments) > MAX_ATTACHMENTS:
             problems.append(f"message_template.attachments: at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
+    if template.get("searchable") is not None and not isinstance(template["searchable"], bool):
+        problems.append(f"message_template.searchable: must be true or false, got {template['searchable']!r}")
     custom = _check_mapping(template, "custom", "message_template.custom", problems)
     if custom and "campaign_id" in custom:
         problems.append("message_template.custom.campaign_id: set by campaign on every message")
@@ -347,14 +350,36 @@ def _check_channel_template(spec: dict, kinds: set[str], problems: list[str]) ->
 def _check_members(template: dict, problems: list[str]) -> None:
     if template.get("members") is not None and template.get("members_template") is not None:
         problems.append("channel_template: members and members_template are exclusive; give one of them")
-    for key in ("members", "members_template"):
-        value = template.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            problems.append(f"channel_template.{key}: must be a list of non-empty strings")
-        elif len(value) > MAX_MEMBERS:
+    members, members_template = template.get("members"), template.get("members_template")
+    if members is not None and (not isinstance(members, list) or not all(isinstance(v, str) and v for v in members)):
+        problems.append("channel_template.members: must be a list of non-empty strings")
+    elif members_template is not None and not isinstance(members_template, list):
+        problems.append("channel_template.members_template: must be a list of user ids or {user_id, channel_role, custom}")
+    elif members_template is not None:
+        for i, entry in enumerate(members_template):
+            _check_member_entry(entry, f"channel_template.members_template[{i}]", problems)
+    for key, value in (("members", members), ("members_template", members_template)):
+        if isinstance(value, list) and len(value) > MAX_MEMBERS:
             problems.append(f"channel_template.{key}: at most {MAX_MEMBERS:,} members, got {len(value):,}")
+
+
+def _check_member_entry(entry: Any, field: str, problems: list[str]) -> None:
+    """A members_template entry: a user id (a template), or a mapping {user_id, channel_role, custom}."""
+    if isinstance(entry, str):
+        if not entry:
+            problems.append(f"{field}: must be a non-empty string")
+        return
+    if not isinstance(entry, dict):
+        problems.append(f"{field}: must be a user id or a mapping with user_id, channel_role and custom")
+        return
+    _check_sub_keys(entry, MEMBER_KEYS, field, problems)
+    if not entry.get("user_id"):
+        problems.append(f"{field}.user_id: required")
+    elif not isinstance(entry["user_id"], str):
+        problems.append(f"{field}.user_id: must be a string")
+    if entry.get("channel_role") is not None and not isinstance(entry["channel_role"], str):
+        problems.append(f"{field}.channel_role: must be a string")
+    _check_mapping(entry, "custom", f"{field}.custom", problems)
 
 
 def _check_times(spec: dict, problems: list[str]) -> None:
@@ -474,7 +499,8 @@ def _definition_values(spec: dict) -> dict[str, Any]:
         "sender_mode": spec.get("sender_mode"),
         "sender_visibility": spec.get("sender_visibility"),
         "message_template": {"text": template["text"], "attachments": template.get("attachments") or [],
-                             "custom": template.get("custom") or {}},
+                             "custom": template.get("custom") or {},
+                             **({"searchable": template["searchable"]} if template.get("searchable") is not None else {})},
         "channel_template": spec.get("channel_template"),
         **{key: bool(spec.get(key)) for key in FLAGS},
         **{key: parse_time(spec[key], key) if spec.get(key) is not None else None for key in TIMES},

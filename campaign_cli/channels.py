@@ -230,11 +230,14 @@ def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]
 
 
 def member_json(row: Any) -> dict[str, Any]:
-    """A membership as SPEC §1 JSON."""
-    return {
+    """A membership as JSON; `custom` only when a campaign's members_template gave the member one."""
+    data = {
         "user_id": row.user_id, "channel_role": row.channel_role, "hidden": row.hidden,
         "archived": row.archived, "created_at": to_json(row.created_at), "last_read_at": to_json(row.last_read_at),
     }
+    if row.custom:
+        data["custom"] = row.custom
+    return data
 
 
 def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:

@@ -242,7 +242,7 @@ def user_response(row: Any) -> dict[str, Any]:
     Devices (push tokens) are left out.
     """
     data = {key: value for key, value in user_json(row).items() if key != "devices" and value is not None}
-    data.update({"custom": dict(row.custom or {}), "online": False, "invisible": False, "shadow_banned": False,
+    data.update({"language": row.language or "", "custom": dict(row.custom or {}), "online": False, "invisible": False, "shadow_banned": False,
                  "blocked_user_ids": []})
     return data
 

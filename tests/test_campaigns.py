@@ -88,8 +88,8 @@ BAD = [
     ("both targets", {"user_ids": ["alice"]}, "segment_ids, user_ids: give exactly one of them, not both"),
     ("no targets", {"segment_ids": [], "user_ids": []}, "segment_ids, user_ids: give one of them (the campaign has no targets)"),
     ("26 segments", {"segment_ids": [f"s{i:02}" for i in range(1, 27)]}, "segment_ids: at most 25 segments, got 26"),
-    ("1001 user ids", {"segment_ids": [], "user_ids": [f"u{i}" for i in range(1001)]},
-     "user_ids: at most 1,000 user ids, got 1,001"),
+    ("10001 user ids", {"segment_ids": [], "user_ids": [f"u{i}" for i in range(10_001)]},
+     "user_ids: at most 10,000 user ids, got 10,001"),
     ("unknown sender", {"sender_id": "ghost"}, "sender_id: user 'ghost' not found"),
     ("no sender", {"sender_id": None}, "sender_id: required"),
     ("deleted segment", {"segment_ids": ["beta-testers", "old-segment"]}, "segment_ids: segment 'old-segment' is deleted"),
@@ -114,6 +114,17 @@ BAD = [
      "channel_template: members and members_template are exclusive; give one of them"),
     ("1001 members", {"channel_template": {"type": "messaging", "members": [f"u{i}" for i in range(1001)]}},
      "channel_template.members: at most 1,000 members, got 1,001"),
+    ("members_template object without user_id", {"channel_template": {"type": "messaging", "members_template": [
+        "{{ receiver.id }}", {"channel_role": "channel_moderator"}]}},
+     "channel_template.members_template[1].user_id: required"),
+    ("members_template object with an unknown key", {"channel_template": {"type": "messaging", "members_template": [
+        {"user_id": "acme", "role": "admin"}]}},
+     "channel_template.members_template[0]: unknown key 'role'"),
+    ("members_template custom not a mapping", {"channel_template": {"type": "messaging", "members_template": [
+        {"user_id": "acme", "custom": "vip"}]}},
+     "channel_template.members_template[0].custom: must be a mapping"),
+    ("searchable not a bool", {"message_template": {"text": "Hi", "searchable": "no"}},
+     "message_template.searchable: must be true or false, got 'no'"),
     ("channel in channel_template", {"channel_template": {"type": "messaging", "id": "{{ channel.id }}"}},
      "channel_template.id: line 1: 'channel' is not available in channel_template: the channel does not exist yet"),
     ("sender_mode everyone", {"sender_mode": "everyone"}, "sender_mode: must be include, exclude or null, got 'everyone'"),
@@ -243,7 +254,7 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
         "segment_ids": ["beta-testers"], "user_ids": [], "sender_id": "acme",
         "segments": [{k: v for k, v in segment.items() if k not in ("description", "filter", "deleted_at")}],
         "users": [],
-        "sender": {"id": "acme", "name": "Acme Team", "role": "admin", "teams": [], "created_at": acme["created_at"],
+        "sender": {"id": "acme", "name": "Acme Team", "role": "admin", "teams": [], "language": "", "created_at": acme["created_at"],
                    "updated_at": acme["updated_at"], "banned": False, "custom": {}, "online": False, "invisible": False,
                    "shadow_banned": False, "blocked_user_ids": []},
         "sender_mode": "include", "sender_visibility": "hidden",
@@ -260,6 +271,12 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
     }
     assert seeded.ok("get", "spring", "--json").json() == {
         "campaign": {**campaign, "created_at": created_at, "updated_at": created_at}, "users": {}}
+
+
+def test_searchable_is_kept_in_the_message_template(seeded):
+    campaign = create(seeded, message_template={"text": "Hi", "searchable": False})
+    assert campaign["message_template"] == {"text": "Hi", "searchable": False}
+    assert get(seeded, "spring")["message_template"] == {"text": "Hi", "searchable": False}
 
 
 def test_create_from_flags(seeded):

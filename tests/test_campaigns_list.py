@@ -90,6 +90,14 @@ def test_paging_walks_every_campaign_once_in_order(listed, sort):
     assert len(everything) == 5
 
 
+def test_a_bare_value_means_eq_and_on_segments_a_campaign_that_has_it(listed):
+    assert ids(listed, "--filter", '{"segments": "beta"}') == ["c1", "c3", "c5"]
+    assert ids(listed, "--filter", '{"segments": {"$eq": "ops"}}') == ["c5", "c2"]
+    assert ids(listed, "--filter", '{"status": "draft", "name": "VIP only"}') == ["c4"]
+    assert [s["id"] for s in listed.ok("segment", "list", "--json", "--filter", '{"type": "user"}').json()["segments"]] == [
+        "beta", "vip"]
+
+
 def test_paging_with_a_filter(listed):
     first = listed.ok("list", "--json", "--limit", "1", "--filter", '{"status": "draft"}').json()
     assert [c["id"] for c in first["campaigns"]] == ["c1"]
@@ -110,7 +118,7 @@ def test_the_table_prints_the_next_cursor_on_stderr(listed):
     (["--sort", "sender_mode"], "--sort: cannot sort by 'sender_mode' (use id, name, sender_id, status, created_at, "
                                 "updated_at, with - for descending)"),
     (["--filter", '{"country": "NL"}'], "--filter: field 'country' does not exist for campaigns"),
-    (["--filter", '{"segments": "beta"}'], "--filter: field 'segments': operator $eq is not allowed on a list field"),
+    (["--filter", '{"segments": {"$gt": "beta"}}'], "--filter: field 'segments': operator $gt is not allowed on a list field"),
     (["--filter", '{"created_at": {"$gt": "2030-01-01 10:00"}}'],
      "--filter: field 'created_at': time '2030-01-01 10:00' has no offset (add Z or +HH:MM)"),
     (["--filter", "[1]"], "--filter: a filter must be a JSON object"),

@@ -316,6 +316,29 @@ def test_team_custom_and_members_template_of_created_channels(world):
     assert stats(world, "c1")["stats_users_sent"] == 2
 
 
+def test_a_campaign_of_10_000_user_ids(world):
+    ids = [f"x{i:05}" for i in range(9_998)] + ["alice", "bob"]
+    create_campaign(world, "c1", user_ids=ids, create_channels=True, channel_template=DM)
+
+    world.ok("start", "c1")
+
+    got = stats(world, "c1")
+    assert (got["stats_targets"], got["stats_messages_sent"], got["stats_skipped"]) == (10_000, 2, {"unknown_user": 9_998})
+    assert texts(messages(world, "c1")) == ["Hi Alice", "Hi Bob"]
+
+
+def test_members_template_objects_give_their_member_a_role_and_custom_fields(world):
+    create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template={
+        "type": "team", "id": "t-{{ receiver.id }}",
+        "members_template": [{"user_id": "{{ receiver.id }}", "channel_role": "channel_moderator", "custom": {"vip": True}},
+                             "carol", {"user_id": "acme", "channel_role": "channel_member"}]})
+
+    world.ok("start", "c1")
+
+    got = {user_id: (m["channel_role"], m.get("custom")) for user_id, m in members(world, "team:t-alice").items()}
+    assert got == {"alice": ("channel_moderator", {"vip": True}), "carol": ("channel_member", None), "acme": ("owner", None)}
+
+
 # ---------------------------------------------------------------- messages
 
 

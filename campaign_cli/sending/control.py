@@ -107,7 +107,7 @@ def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str
     data = campaign_document(conn, row)["campaign"]
     conn.execute(EVENTS.insert(), [event_row(type_, at, campaign_id, user_id=row.sender_id, payload={"campaign": data})])
     outbox = Outbox(settings, campaign_id, row.skip_webhook, row.skip_push, at)
-    outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data})
+    outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data, "custom": {}})
     if outbox.rows:
         conn.execute(OUTBOX.insert(), outbox.rows)
 

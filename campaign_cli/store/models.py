@@ -105,6 +105,7 @@ class ChannelMember(SQLModel, table=True):
     archived: bool = False
     created_at: datetime | None = _time(nullable=False)
     last_read_at: datetime | None = _time()
+    custom: dict | None = _json_nullable()
 
 
 class Message(SQLModel, table=True):
