@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
 from campaign_cli import delivery, lifecycle, monitor
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context, engine_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, say,
                                      say_cursors, stdout, table)
@@ -24,8 +25,9 @@ from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.target_users import DEFAULT_USERS_LIMIT, MAX_USERS_LIMIT
 from campaign_cli.timeutil import parse_time, to_local
 
-FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+# readable=False on file parameters: the loaders report an unreadable file themselves, as invalid input (exit 3).
+FileOption = Annotated[Path | None, typer.Option("--file", "-f", readable=False, help="YAML definition file.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +42,7 @@ def create(
     campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
     sender: Annotated[str | None, typer.Option("--sender", help="sender_id: the user the messages come from.")] = None,
-    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).")] = None,
+    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).", autocompletion=complete.segment_ids)] = None,
     users: Annotated[list[str] | None, typer.Option("--user", help="A user id (repeatable).")] = None,
     text: Annotated[str | None, typer.Option("--text", help="message_template.text (a template).")] = None,
     create_channels: Annotated[bool, typer.Option("--create-channels", help="Create missing channels.")] = False,
@@ -221,7 +223,7 @@ def _local(value: str | None) -> str:
 
 
 def update(ctx: typer.Context, campaign_id: IdArgument,
-           file: Annotated[Path, typer.Option("--file", "-f", help="YAML with the fields to change.")],
+           file: Annotated[Path, typer.Option("--file", "-f", readable=False, help="YAML with the fields to change.")],
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
@@ -269,7 +271,7 @@ def _targets(campaign: dict[str, Any]) -> str:
 
 
 def validate(ctx: typer.Context,
-             files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="YAML definition files.")]) -> None:
+             files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="YAML definition files.")]) -> None:
     """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
     checked = service.validate_files(engine_of(ctx), files)
     say(f"ok: {checked} campaign definitions in {len(files)} files are valid")
