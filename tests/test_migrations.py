@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 from campaign_cli.store import schema
 from campaign_cli.store.models import SCHEMA_REVISION
 from conftest import Cli
+from send_helpers import get, messages
 
 RELEASE = Path(__file__).resolve().parent / "fixtures" / "previous_release"
 TABLES = ["campaign_targets", "campaigns", "channel_members", "channels", "events", "messages", "meta", "outbox",
@@ -120,6 +121,7 @@ def test_a_database_of_the_previous_release_is_refused_until_upgraded(previous_r
     assert after == before
     assert cli.sql("SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
     assert cli.sql("SELECT stats_failed_reasons FROM campaigns") == [("{}",)] * 3
+    assert cli.sql("SELECT count(*) FROM segment_targets WHERE created_at IS NULL") == [(0,)]
     assert differences(cli.url) == []
     assert cli.ok("db", "upgrade").stderr == f"the database is already at the latest revision, {SCHEMA_REVISION}\n"
 
@@ -130,14 +132,14 @@ def test_the_upgraded_database_works_with_its_old_data(previous_release):
     assert [u["id"] for u in cli.ok("users", "list", "--json").json()["users"]] == ["acme", "alice", "bob", "zoë", "dave"]
     zoe = cli.ok("users", "get", "zoë", "--json").json()
     assert (zoe["name"], zoe["meta"], zoe["banned"]) == ("Zoë «quoted»", {"ключ": "é"}, True)
-    welcome = cli.ok("get", "welcome", "--json").json()
+    welcome = get(cli, "welcome")
     assert welcome["status"] == "completed"
     stats = welcome["stats"]
     assert (stats["stats_targets"], stats["stats_messages_sent"], stats["stats_channels_created"]) == (3, 2, 2)
     assert stats["stats_skipped"] == {"unknown_user": 1}
-    texts = sorted(m["text"] for m in cli.ok("messages", "list", "--campaign", "welcome", "--json").json()["messages"])
+    texts = sorted(m["text"] for m in messages(cli, "welcome"))
     assert texts == ["Hi Alice", "Hi Bob"]
-    assert cli.ok("get", "later", "--json").json()["status"] == "scheduled"
+    assert get(cli, "later")["status"] == "scheduled"
     cli.ok("users", "import", str(cli.write_jsonl("more.jsonl", [{"id": "erin", "name": "Erin"}])))
     assert cli.ok("users", "list", "--count").stdout == "6\n"
 

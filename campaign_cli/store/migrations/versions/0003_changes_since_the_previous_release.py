@@ -1,11 +1,14 @@
-"""Remote delivery backends (remote rooms, where a message was delivered, the sending device) and
-sender claims (several senders on one campaign, with per-claim stats and the senders seen).
+"""Changes since the previous release: remote delivery backends (remote rooms, where a message was
+delivered, the sending device), sender claims (several senders on one campaign, with per-claim
+stats and the senders seen), member custom fields, and when a segment target was added.
 
 Revision ID: 0003
 Revises: 0002
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
@@ -60,17 +63,32 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('stats_failed_reasons', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
         batch_op.add_column(sa.Column('delivery_device', sa.String(), nullable=True))
 
+    with op.batch_alter_table('channel_members', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('custom', sa.JSON(), nullable=True))
+
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('delivery_backend', sa.String(), nullable=True))
         batch_op.add_column(sa.Column('remote_room_id', sa.String(), nullable=True))
         batch_op.add_column(sa.Column('remote_event_id', sa.String(), nullable=True))
 
+    with op.batch_alter_table('segment_targets', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('created_at', sa.DateTime(), nullable=True))
+    # Targets added before this release count as added now.
+    op.execute(sa.text("UPDATE segment_targets SET created_at = :now WHERE created_at IS NULL")
+               .bindparams(now=datetime.now(timezone.utc).replace(tzinfo=None)))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('segment_targets', schema=None) as batch_op:
+        batch_op.drop_column('created_at')
+
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_column('remote_event_id')
         batch_op.drop_column('remote_room_id')
         batch_op.drop_column('delivery_backend')
+
+    with op.batch_alter_table('channel_members', schema=None) as batch_op:
+        batch_op.drop_column('custom')
 
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.drop_column('delivery_device')
