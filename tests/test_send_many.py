@@ -95,8 +95,8 @@ def test_three_senders_killed_at_random_moments_send_each_target_exactly_once(pg
     assert all(m["cid"] == f"messaging:!members-4.acme.6.{m['to']}" for m in sent)
     assert sql(pg, "SELECT count(*), count(DISTINCT cid) FROM channels") == [(TARGETS, TARGETS)]
     data = pg.ok("status", "c1", "--json").json()
-    assert data["status"] == "completed"
-    assert {k: data["stats"][k] for k in ("progress", "stats_targets", "stats_messages_sent", "stats_channels_created",
+    assert data["campaign"]["status"] == "completed"
+    assert {k: data["campaign"]["stats"][k] for k in ("progress", "stats_targets", "stats_messages_sent", "stats_channels_created",
                                           "stats_users_sent", "stats_failed", "stats_skipped")} == {
         "progress": 1.0, "stats_targets": TARGETS, "stats_messages_sent": TARGETS,
         "stats_channels_created": TARGETS, "stats_users_sent": TARGETS, "stats_failed": 0, "stats_skipped": {}}
@@ -146,7 +146,7 @@ def test_a_second_sender_joins_a_running_campaign_and_both_are_shown(pg):
 
     assert (second.exit_code, code, err) == (0, 0, "")
     data = pg.ok("status", "c1", "--json").json()
-    assert data["stats"]["stats_messages_sent"] == 200
+    assert data["campaign"]["stats"]["stats_messages_sent"] == 200
     assert [s["owner"].split(":")[1] for s in data["senders"]][0] == str(first.pid)
     assert len(data["senders"]) == 2 and all(s["batches"] > 0 for s in data["senders"])
     assert sum(s["targets"] for s in data["senders"]) == 200
