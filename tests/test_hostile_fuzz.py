@@ -49,13 +49,6 @@ import_files = st.one_of(
 )
 
 
-def seeded(cli) -> None:
-    """Users in the database before the first example (hypothesis reuses the test's database)."""
-    if not getattr(cli, "fuzz_seeded", False):
-        import_users(cli)
-        cli.fuzz_seeded = True
-
-
 def visible_state(cli) -> tuple[str, str, str]:
     return tuple(cli.ok(*command, "--json").stdout for command in (
         ("users", "list", "--limit", "1000"), ("channels", "list", "--limit", "1000"), ("segment", "list"), ("list",)))
@@ -71,7 +64,8 @@ def answered_with_one_line(run) -> None:
 @FUZZ
 @given(kind=st.sampled_from(["users", "channels"]), file=import_files)
 def test_imports_of_arbitrary_bytes_answer_0_or_3_and_a_refused_one_writes_nothing(cli, kind, file):
-    seeded(cli)
+    if not cli.has_tables():
+        import_users(cli)
     suffix, data = file
     path = cli.cwd / f"fuzz{next(_names)}.{suffix}"
     path.write_bytes(data)
@@ -97,7 +91,8 @@ yaml_documents = st.one_of(
 @given(command=st.sampled_from([("segment", "create", "-f"), ("create", "-f"), ("validate",), ("send", "-f")]),
        text=yaml_documents)
 def test_definitions_of_arbitrary_yaml_answer_0_or_3_and_a_refused_one_writes_nothing(cli, command, text):
-    seeded(cli)
+    if not cli.has_tables():
+        import_users(cli)
     path = cli.cwd / f"fuzz{next(_names)}.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     before = visible_state(cli)
@@ -114,7 +109,8 @@ def test_definitions_of_arbitrary_yaml_answer_0_or_3_and_a_refused_one_writes_no
 @FUZZ
 @given(text=yaml_documents)
 def test_config_files_of_arbitrary_yaml_answer_0_or_3(cli, text):
-    seeded(cli)
+    if not cli.has_tables():
+        import_users(cli)
     path = cli.cwd / f"fuzz{next(_names)}.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
 
