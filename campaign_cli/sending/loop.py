@@ -209,7 +209,8 @@ class Sender:
                                                TARGETS.c.state == PENDING).values(state=SENDING))
         with reading(self.engine) as conn:
             deliveries = plan_batch(conn, run, targets)
-        self.backend.deliver(run, deliveries)
+        with self._lease_kept(run):
+            self.backend.deliver(run, deliveries)
         at = now()
         with writing(self.engine, SENDER_PRAGMAS) as conn:
             row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
@@ -220,6 +221,30 @@ class Sender:
         self._left = row.stats_targets - values["stats_done"]
         self._report(row, values)
         return None
+
+    @contextmanager
+    def _lease_kept(self, run: CampaignRun) -> Iterator[None]:
+        """Renew the lease while the body waits on the network: a slow homeserver must not let a second
+        sender take the campaign over mid-batch (it would find the batch's rooms half created)."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease.total_seconds() / 3):
+                try:
+                    with writing(self.engine) as conn:
+                        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk,
+                                                             CAMPAIGNS.c.lease_owner == self.owner)
+                                     .values(lease_expires_at=now() + self.lease))
+                except SQLAlchemyError:
+                    pass  # the next renewal, or the batch's own write, tries again
+
+        keeper = threading.Thread(target=renew, name="lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
 
     def _claim(self, conn: Any, run: CampaignRun, at: Any) -> tuple[Any, list[tuple[int, str, str]], str | None]:
         """The campaign row and the next batch of targets; or the outcome when the loop should end."""
