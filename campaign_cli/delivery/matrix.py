@@ -35,6 +35,7 @@ from sqlalchemy import Engine, String, bindparam, exists, or_, select, type_coer
 from campaign_cli.delivery import rooms
 from campaign_cli.delivery.matrix_http import MatrixError, MatrixHttp, path_part
 from campaign_cli.errors import InvalidInput
+from campaign_cli.sending.batch import FAILED, SENDING, SENT, SKIPPED
 from campaign_cli.settings import MatrixSettings
 from campaign_cli.store.bulk import in_values
 from campaign_cli.store.engine import reading, writing
@@ -119,7 +120,7 @@ class MatrixBackend:
             kept = conn.scalar(select(CAMPAIGNS.c.delivery_device).where(CAMPAIGNS.c.pk == pk))
             if kept == device:
                 return
-            in_flight = conn.scalar(select(exists().where(TARGETS.c.campaign_pk == pk, TARGETS.c.state == "sending")))
+            in_flight = conn.scalar(select(exists().where(TARGETS.c.campaign_pk == pk, TARGETS.c.state == SENDING)))
             if kept is not None and in_flight:
                 raise InvalidInput(f"campaign {run.campaign.id!r} has messages in flight from Matrix device {kept}; "
                                    f"this token is for device {device}: log in with device_id {kept} to resume it")
@@ -179,21 +180,21 @@ class MatrixBackend:
 
     def deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
         """Find or create each target's room, then send the messages, `concurrency` requests at a time."""
-        todo = [d for d in deliveries if d.state == "sent"]
+        todo = [d for d in deliveries if d.state == SENT]
         rooms_of = self._rooms(run, todo)
         sending = []
         for d in todo:
             room = rooms_of.get(d.seq)
             if isinstance(room, MatrixError):
-                d.give_up("failed", room.reason)
+                d.give_up(FAILED, room.reason)
             elif room is None:
-                d.give_up("skipped", "no_matrix_room_id")
+                d.give_up(SKIPPED, "no_matrix_room_id")
             else:
                 sending.append((d, room))
         results = self._map(lambda item: self._send(run, *item), sending)
         for (d, room), result in zip(sending, results):
             if isinstance(result, MatrixError):
-                d.give_up("failed", result.reason)
+                d.give_up(FAILED, result.reason)
                 continue
             d.remote = {"backend": BACKEND, "room_id": room, "event_id": result}
             if d.new_channel is not None:
