@@ -31,6 +31,12 @@ class Conflict(CampaignError):
     exit_code = 5
 
 
+class CampaignStopped(CampaignError):
+    """A campaign being sent ended `stopped` (by `campaign stop` or its stop_at), not completed."""
+
+    exit_code = 6
+
+
 class Interrupted(CampaignError):
     """Ctrl-C: the batch in hand was finished and saved."""
 

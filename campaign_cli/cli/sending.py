@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +17,11 @@ from campaign_cli import preview as preview_service
 from campaign_cli.campaigns import get_campaign_row
 from campaign_cli.cli.campaigns import print_status
 from campaign_cli.cli.context import app_context
-from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say,
-                                     stderr, table)
+from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, RunProgress, count_progress_columns, emit_json,
+                                     print_page, say, stderr, table)
 from campaign_cli.errors import Conflict, Interrupted
 from campaign_cli.sending import control
-from campaign_cli.sending.loop import BUSY, INTERRUPTED, Progress, Sender, delivering_events
+from campaign_cli.sending.loop import BUSY, INTERRUPTED, Sender, delivering_events
 from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time
@@ -223,10 +222,17 @@ def _interruptible(on_signal: Callable[[], None]) -> Iterator[None]:
 def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float | None, batch_size: int | None,
                         as_json: bool, explicit: bool) -> None:
     state = app_context(ctx)
-    with _progress_bar() as on_progress:
-        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=on_progress)
+    outcomes = []
+    with _progress_bar() as bar:
+        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=bar.update)
         with _interruptible(sender.interrupt), delivering_events(state.engine, state.settings):
-            outcomes = [(campaign_id, sender.send(campaign_id)) for campaign_id in campaign_ids]
+            for campaign_id in campaign_ids:
+                bar.begin(campaign_id, _messages_sent(state.engine, campaign_id))
+                outcomes.append((campaign_id, sender.send(campaign_id)))
+                bar.end(campaign_id)
+    if stderr.is_terminal:
+        for line in bar.summaries():
+            say(line)
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
             raise Conflict(f"campaign {campaign_id!r} is being sent by another process")
@@ -235,22 +241,19 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
         raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
 
 
+def _messages_sent(engine: Any, campaign_id: str) -> int:
+    with reading(engine) as conn:
+        return get_campaign_row(conn, campaign_id).stats_messages_sent
+
+
 @contextmanager
-def _progress_bar() -> Iterator[Any]:
-    """A Rich progress bar (done/total, rate, ETA) on a terminal; nothing otherwise."""
+def _progress_bar() -> Iterator[RunProgress]:
+    """This run's progress: a Rich progress bar on a terminal (nothing otherwise), and the summary lines."""
     if not stderr.is_terminal:
-        yield lambda p: None
+        yield RunProgress(None)
         return
-    tasks: dict[str, Any] = {}
-    started = time.monotonic()
     with RichProgress(*count_progress_columns(), console=stderr) as bar:
-        def on_progress(p: Progress) -> None:
-            if p.campaign_id not in tasks:
-                tasks[p.campaign_id] = bar.add_task(p.campaign_id, total=p.total or 1, rate="")
-            elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(tasks[p.campaign_id], completed=p.done, total=p.total or 1,
-                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped} skipped · {p.failed} failed")
-        yield on_progress
+        yield RunProgress(bar)
 
 
 def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:
