@@ -24,7 +24,8 @@ Exactly once:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +35,7 @@ from sqlalchemy import Engine, String, bindparam, exists, or_, select, type_coer
 
 from campaign_cli.delivery import rooms
 from campaign_cli.delivery.matrix_http import MatrixError, MatrixHttp, path_part
-from campaign_cli.errors import InvalidInput
+from campaign_cli.errors import CampaignError, InvalidInput
 from campaign_cli.sending.batch import FAILED, SENDING, SENT, SKIPPED
 from campaign_cli.settings import MatrixSettings
 from campaign_cli.store.bulk import in_values
@@ -81,8 +82,20 @@ class MatrixBackend:
 
     # ---------------------------------------------------------------- begin
 
+    @contextmanager
+    def _refusals_end_the_run(self) -> Iterator[None]:
+        """A refused call that is not about one target (whoami, m.direct, …) ends the run with one line."""
+        try:
+            yield
+        except MatrixError as exc:
+            raise CampaignError(f"homeserver {self.settings.homeserver} refused a request: {exc}") from None
+
     def begin(self, run: "CampaignRun") -> None:
         """Check the token is the sender's and keep its device; reconcile rooms a dead sender may have created."""
+        with self._refusals_end_the_run():
+            self._begin(run)
+
+    def _begin(self, run: "CampaignRun") -> None:
         device = self.check_sender(run)
         self._keep_device(run, device)
         self.direct = self._account_data("m.direct")
@@ -91,7 +104,8 @@ class MatrixBackend:
 
     def check_sender(self, run: "CampaignRun") -> str:
         """The token must be the campaign sender's (exit 3 naming whose it is); returns its device id."""
-        device = self.whoami()
+        with self._refusals_end_the_run():
+            device = self.whoami()
         expected = self.matrix_id(run.sender)
         if self.me != expected:
             raise InvalidInput(f"delivery.matrix.access_token belongs to {self.me}, not to the campaign's sender "
@@ -180,6 +194,10 @@ class MatrixBackend:
 
     def deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
         """Find or create each target's room, then send the messages, `concurrency` requests at a time."""
+        with self._refusals_end_the_run():
+            self._deliver(run, deliveries)
+
+    def _deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
         todo = [d for d in deliveries if d.state == SENT]
         rooms_of = self._rooms(run, todo)
         sending = []
@@ -340,6 +358,10 @@ class MatrixBackend:
 
     def refresh_reads(self, run: "CampaignRun") -> int:
         """Set the local read markers of the campaign's receivers from their `m.read` receipts; returns how many moved."""
+        with self._refusals_end_the_run():
+            return self._refresh_reads(run)
+
+    def _refresh_reads(self, run: "CampaignRun") -> int:
         self.check_sender(run)
         with reading(self.engine) as conn:
             sent = conn.execute(select(MESSAGES.c.channel_pk, MESSAGES.c.remote_room_id, MESSAGES.c.remote_event_id,
