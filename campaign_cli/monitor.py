@@ -1,6 +1,6 @@
 """Live figures of a campaign for `status` and `status --watch`: rate over the last minute, ETA, elapsed time, senders.
 
-Everything is read from what the senders record (messages, the campaign row and its lease),
+Everything is read from what the senders record (messages, the campaign row, claims and senders),
 so any process can watch a campaign that another process, or machine, is sending.
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from campaign_cli import lifecycle
-from campaign_cli.campaigns import campaign_json, get_campaign_row, users_read
+from campaign_cli.campaigns import campaign_json, live_campaign_row, users_read
+from campaign_cli.sending.claims import senders_json
 from campaign_cli.store.engine import reading
 from campaign_cli.store.models import Message
-from campaign_cli.timeutil import now, to_json
+from campaign_cli.timeutil import now
 
 MESSAGES = Message.__table__
 RATE_WINDOW = timedelta(minutes=1)
@@ -24,18 +25,19 @@ ENDED = (lifecycle.COMPLETED, lifecycle.STOPPED)
 
 def campaign_status(engine: Engine, campaign_id: str) -> dict[str, Any]:
     """The campaign object with `rate` (messages a second over the last minute), `eta_seconds`,
-    `elapsed_seconds` and `senders` (`[{owner, lease_expires_at, live}]`); exit 4 when it does not exist."""
+    `elapsed_seconds` and `senders` (see `claims.senders_json`); exit 4 when it does not exist."""
     with reading(engine) as conn:
-        row = get_campaign_row(conn, campaign_id)
+        row = live_campaign_row(conn, campaign_id)
         campaign = campaign_json(row, users_read(conn, row))
         at = now()
         rate = _recent_rate(conn, row, at) if row.status == lifecycle.IN_PROGRESS else None
+        senders = senders_json(conn, campaign_id)
     left = row.stats_targets - row.stats_done
     campaign.update(
         rate=rate,
         eta_seconds=round(left / rate, 1) if rate and row.status == lifecycle.IN_PROGRESS else None,
         elapsed_seconds=_elapsed(row, at),
-        senders=_lease_holders(row, at),
+        senders=senders,
     )
     return campaign
 
@@ -65,18 +67,11 @@ def _elapsed(row: Any, at: datetime) -> float | None:
     return round(max((end - row.stats_started_at).total_seconds(), 0.0), 1)
 
 
-def _lease_holders(row: Any, at: datetime) -> list[dict[str, Any]]:
-    """The sender holding the campaign's lease, if any: live while the lease has not expired."""
-    if row.lease_owner is None:
-        return []
-    live = row.lease_expires_at is not None and row.lease_expires_at > at
-    return [{"owner": row.lease_owner, "lease_expires_at": to_json(row.lease_expires_at), "live": live}]
-
-
 def sender_died(campaign: dict[str, Any]) -> bool:
-    """In progress, and its senders' leases have all expired: they were killed or their machines lost."""
+    """In progress, no sender is live, and one's lease expired: it was killed or its machine lost."""
     senders = campaign["senders"]
-    return campaign["status"] == lifecycle.IN_PROGRESS and bool(senders) and not any(s["live"] for s in senders)
+    return (campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in senders)
+            and any(s["lease_expires_at"] for s in senders))
 
 
 def has_ended(campaign: dict[str, Any]) -> bool:

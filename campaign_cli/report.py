@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from campaign_cli.campaigns import campaign_json, get_campaign_row, users_read
+from campaign_cli.campaigns import campaign_json, live_campaign_row, users_read
 from campaign_cli.errors import CampaignError
 from campaign_cli.store.engine import reading
 from campaign_cli.store.models import Message
@@ -39,7 +39,7 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
     """The report as JSON: `campaign` (definition summary), `counts`, `skipped` and `failed` by reason (from the stats),
     and `messages_over_time` as `[{"at", "messages"}]` (one point per batch written, or per bucket)."""
     with reading(engine) as conn:
-        row = get_campaign_row(conn, campaign_id)
+        row = live_campaign_row(conn, campaign_id)
         campaign = campaign_json(row, users_read(conn, row))
         batches = conn.execute(
             select(MESSAGES.c.created_at, func.count()).where(MESSAGES.c.campaign_id == campaign_id)

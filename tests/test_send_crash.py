@@ -115,7 +115,8 @@ def test_a_second_sender_does_not_send_a_campaign_with_a_live_lease(cli):
 
         assert second.exit_code == 5
         assert re.fullmatch(rf"error: campaign 'c1' is being sent by [^:\s]+:{first.pid}:[0-9a-f]{{8}} "
-                            r"\(lease until \S+\)\n", second.stderr), second.stderr
+                            r"\(lease until \S+\); SQLite has one writer, so one sender per campaign; to send with several, "
+                            r"use PostgreSQL \(--db postgresql\+psycopg://…\)\n", second.stderr), second.stderr
         assert 0 < done(cli, "c1") < 100
         first.send_signal(signal.SIGINT)
         code, _, err = finish(first)

@@ -33,7 +33,8 @@ def test_status_json_of_a_completed_campaign_has_elapsed_time_and_no_rate(cli):
     status = cli.ok("status", "c1", "--json").json()
 
     assert status["status"] == "completed"
-    assert (status["rate"], status["eta_seconds"], status["senders"]) == (None, None, [])
+    assert (status["rate"], status["eta_seconds"]) == (None, None)
+    assert [(s["batches"], s["targets"], s["live"]) for s in status["senders"]] == [(1, 21, False)]
     assert isinstance(status["elapsed_seconds"], float) and 0 <= status["elapsed_seconds"] < 30
     assert status["stats"]["stats_messages_sent"] == 20
 
@@ -70,7 +71,8 @@ def test_watch_follows_a_running_campaign_until_it_completes(cli):
     final = __import__("json").loads(out)
     assert final["status"] == "completed"
     assert final["stats"]["stats_messages_sent"] == 60
-    assert final["senders"] == []
+    assert [(s["batches"], s["targets"], s["live"], s["lease_expires_at"]) for s in final["senders"]] == [
+        (7, 61, False, None)]  # the all-users segment holds the sender too, skipped
 
 
 def test_watch_of_a_campaign_that_gets_stopped_exits_6(cli):

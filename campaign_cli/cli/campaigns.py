@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
 from campaign_cli import delivery, lifecycle, monitor
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context, engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
 from campaign_cli.errors import CampaignStopped, UsageError
@@ -22,8 +23,9 @@ from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.timeutil import parse_time, to_local
 
-FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+# readable=False on file parameters: the loaders report an unreadable file themselves, as invalid input (exit 3).
+FileOption = Annotated[Path | None, typer.Option("--file", "-f", readable=False, help="YAML definition file.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +40,7 @@ def create(
     campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
     sender: Annotated[str | None, typer.Option("--sender", help="sender_id: the user the messages come from.")] = None,
-    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).")] = None,
+    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).", autocompletion=complete.segment_ids)] = None,
     users: Annotated[list[str] | None, typer.Option("--user", help="A user id (repeatable).")] = None,
     text: Annotated[str | None, typer.Option("--text", help="message_template.text (a template).")] = None,
     create_channels: Annotated[bool, typer.Option("--create-channels", help="Create missing channels.")] = False,
@@ -171,6 +173,13 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     return view
 
 
+def sender_line(sender: dict[str, Any]) -> str:
+    """One sender of a campaign: who, what it wrote, when it was last seen, and whether it is still sending."""
+    state = "live" if sender["live"] else "lease expired" if sender["lease_expires_at"] else "left"
+    return (f"{sender['owner']} · {sender['batches']:,} batches · {sender['targets']:,} targets · "
+            f"last seen {_local(sender['last_seen'])} · {state}")
+
+
 def _add_live_rows(view: Table, campaign: dict[str, Any]) -> None:
     """Rate, ETA, elapsed time and the senders (from `monitor.campaign_status`)."""
     if campaign["rate"] is not None:
@@ -180,11 +189,10 @@ def _add_live_rows(view: Table, campaign: dict[str, Any]) -> None:
     if campaign["elapsed_seconds"] is not None:
         view.add_row("elapsed", _duration(campaign["elapsed_seconds"]))
     for sender in campaign["senders"]:
-        lease = "live" if sender["live"] else "expired"
-        view.add_row("sender", f"{sender['owner']} · lease {lease} ({_local(sender['lease_expires_at'])})")
+        view.add_row("sender", sender_line(sender))
     if monitor.sender_died(campaign):
         view.add_row("note", f"its sender died (lease expired): `campaign resume {campaign['id']}` continues")
-    elif campaign["status"] == lifecycle.IN_PROGRESS and not campaign["senders"]:
+    elif campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in campaign["senders"]):
         view.add_row("note", f"no sender is working on it: `campaign run {campaign['id']}` sends it")
 
 
@@ -203,7 +211,7 @@ def _local(value: str | None) -> str:
 
 
 def update(ctx: typer.Context, campaign_id: IdArgument,
-           file: Annotated[Path, typer.Option("--file", "-f", help="YAML with the fields to change.")],
+           file: Annotated[Path, typer.Option("--file", "-f", readable=False, help="YAML with the fields to change.")],
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
@@ -250,7 +258,7 @@ def _targets(campaign: dict[str, Any]) -> str:
 
 
 def validate(ctx: typer.Context,
-             files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="YAML definition files.")]) -> None:
+             files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="YAML definition files.")]) -> None:
     """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
     checked = service.validate_files(engine_of(ctx), files)
     say(f"ok: {checked} campaign definitions in {len(files)} files are valid")

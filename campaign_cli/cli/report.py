@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from campaign_cli import report as service
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import engine_of
 from campaign_cli.cli.output import JsonOption, emit_json, say, table
 from campaign_cli.errors import InvalidInput
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def report(
     ctx: typer.Context,
-    campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")],
+    campaign_id: Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)],
     html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page with a chart to this file.")] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from campaign_cli import segments as service
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import engine_of
 from campaign_cli.cli.output import FilterOption, JsonOption, NextOption, emit_json, print_page, say
 from campaign_cli.errors import NotFound, UsageError
@@ -17,8 +18,8 @@ from campaign_cli.segments import TargetSource
 
 app = typer.Typer(no_args_is_help=True)
 
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The segment id.")]
-DefinitionOption = Annotated[Path | None, typer.Option("-f", "--file", help="YAML definition file (SPEC §7).")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The segment id.", autocompletion=complete.segment_ids)]
+DefinitionOption = Annotated[Path | None, typer.Option("-f", "--file", readable=False, help="YAML definition file (SPEC §7).")]
 TypeOption = Annotated[str | None, typer.Option("--type", help="user or channel.")]
 SegmentIdOption = Annotated[str | None, typer.Option("--id", help="Segment id (generated when left out).")]
 NameOption = Annotated[str | None, typer.Option("--name", help="Name, at most 128 characters.")]

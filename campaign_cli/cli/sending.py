@@ -14,8 +14,9 @@ from rich.progress import Progress as RichProgress
 
 from campaign_cli import delivery, history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.campaigns import get_campaign_row, live_campaign_row
 from campaign_cli.cli.campaigns import print_status
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context
 from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, RunProgress, count_progress_columns, emit_json,
                                      print_page, say, stderr, table)
@@ -26,10 +27,15 @@ from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time
 
+ONE_SENDER_ON_SQLITE = ("SQLite has one writer, so one sender per campaign; "
+                       "to send with several, use PostgreSQL (--db postgresql+psycopg://…)")
 RateOption = Annotated[float | None, typer.Option("--rate", min=0.001, help="Messages per second at most [config sending.rate].")]
 BatchOption = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000, help="Targets per transaction [config sending.batch_size].")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
+StartIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.startable_campaign_ids)]
+StopIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.stoppable_campaign_ids)]
+ResumeIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.resumable_campaign_ids)]
 
 messages_app = typer.Typer(no_args_is_help=True)
 events_app = typer.Typer(no_args_is_help=True)
@@ -49,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
 def start(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: StartIdArg,
     at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time instead of now.")] = None,
     stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time.")] = None,
     detach: DetachOption = False,
@@ -71,7 +77,7 @@ def start(
     _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
 
 
-def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) -> None:
+def stop(ctx: typer.Context, campaign_id: StopIdArg, as_json: JsonOption = False) -> None:
     """Stop a scheduled or running campaign (a running sender stops within one batch)."""
     state = app_context(ctx)
     control.stop(state.engine, state.settings, campaign_id)
@@ -81,7 +87,7 @@ def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) ->
 
 def resume(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: ResumeIdArg,
     detach: DetachOption = False,
     rate: RateOption = None,
     batch_size: BatchOption = None,
@@ -101,7 +107,8 @@ def resume(
 
 def run(
     ctx: typer.Context,
-    campaign_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Campaigns to send (default: every due one).")] = None,
+    campaign_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="[ID]...", help="Campaigns to send (default: every due one).", autocompletion=complete.runnable_campaign_ids)] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Keep polling for due campaigns until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --watch.")] = 5.0,
     rate: RateOption = None,
@@ -137,7 +144,8 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
             row = get_campaign_row(conn, campaign_id)
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})"
+                           f"; {ONE_SENDER_ON_SQLITE}")
         if row.status == "scheduled":
             say(f"campaign {campaign_id} is scheduled for {row.scheduled_for.isoformat()}: not due yet")
         elif row.status not in ("in_progress", "completed"):
@@ -146,7 +154,7 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
 
 def send(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Option("-f", "--file", help="Campaign definition YAML.")],
+    file: Annotated[Path, typer.Option("-f", "--file", readable=False, help="Campaign definition YAML.")],
     rate: RateOption = None,
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
@@ -168,7 +176,8 @@ def preview(
     as_json: JsonOption = False,
 ) -> None:
     """Render the first N targets' messages without writing anything."""
-    items = preview_service.preview(app_context(ctx).engine, campaign_id, limit)
+    state = app_context(ctx)
+    items = preview_service.preview(state.engine, campaign_id, limit, state.settings.render_limits)
     if as_json:
         emit_json({"campaign_id": campaign_id, "targets": items})
         return
@@ -235,7 +244,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
             say(line)
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by another process")
+            raise Conflict(f"campaign {campaign_id!r} is being sent by another process; {ONE_SENDER_ON_SQLITE}")
         _print_campaign(ctx, campaign_id, as_json)
     if any(outcome == INTERRUPTED for _, outcome in outcomes):
         raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
@@ -243,7 +252,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
 
 def _messages_sent(engine: Any, campaign_id: str) -> int:
     with reading(engine) as conn:
-        return get_campaign_row(conn, campaign_id).stats_messages_sent
+        return live_campaign_row(conn, campaign_id).stats_messages_sent
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, String, bindparam, func, literal, literal_col
 
 from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
+from campaign_cli.limits import RenderLimits
 from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
 from campaign_cli.store.bulk import RawInsert, db_value, in_values, insert_ignore
 from campaign_cli.store.engine import json_text
@@ -91,9 +92,9 @@ class BatchResult:
 class CampaignRun:
     """What stays fixed while one campaign is sent: the campaign, its compiled templates and its sender."""
 
-    def __init__(self, conn: Connection, campaign: Any):
+    def __init__(self, conn: Connection, campaign: Any, limits: RenderLimits = RenderLimits()):
         self.campaign = campaign
-        self.templates = CampaignTemplates.compile(campaign.message_template, campaign.channel_template)
+        self.templates = CampaignTemplates.compile(campaign.message_template, campaign.channel_template, limits)
         sender = conn.execute(select(USERS).where(USERS.c.id == campaign.sender_id)).first()
         if sender is None:
             raise InvalidInput(f"campaign {campaign.id!r}: sender_id {campaign.sender_id!r} is not an existing user")
@@ -320,8 +321,9 @@ def _render(run: CampaignRun, d: Delivery) -> None:
 
 # ---------------------------------------------------------------- writing
 
+# Another sender (or command) may create one of the batch's channels between its plan and its write.
 _INSERT_CHANNELS = RawInsert(CHANNELS, ["pk", "cid", "type", "id", "team", "created_by_id", "member_count", "created_at",
-                                        "updated_at", "last_message_at", "custom"])
+                                        "updated_at", "last_message_at", "custom"], ignore_conflicts=True)
 _INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
                                       "last_read_at"])
 _INSERT_MESSAGES = RawInsert(MESSAGES, ["id", "cid", "channel_pk", "user_id", "text", "type", "attachments", "custom",
@@ -399,14 +401,27 @@ def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]
     if not created:
         return []
     _assign_channel_pks(w, created)
-    _INSERT_CHANNELS.execute(w.conn, [
+    inserted = _INSERT_CHANNELS.execute(w.conn, [
         (c.pk, c.row["cid"], c.row["type"], c.row["id"], c.row["team"], c.row["created_by_id"], c.row["member_count"],
          w.time, w.time, w.time, json_text(c.row["custom"]) if c.row["custom"] else w.empty)
         for c in created])
+    if inserted < len(created):
+        created = _use_channels_created_meanwhile(w, deliveries, created)
     _INSERT_MEMBERS.execute(w.conn, [
         (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None)
         for channel in created for m in channel.members])
     return created
+
+
+def _use_channels_created_meanwhile(w: _Writer, deliveries: list[Delivery], planned: list[NewChannel]) -> list[NewChannel]:
+    """Channels someone else created after the plan are used as existing ones; returns those this batch created."""
+    pks = dict(w.conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk)
+                              .where(in_values(CHANNELS.c.cid, [c.row["cid"] for c in planned]))).all())
+    for d in deliveries:
+        channel = d.new_channel
+        if channel is not None and pks[channel.row["cid"]] != channel.pk:
+            d.new_channel, d.channel_pk = None, pks[channel.row["cid"]]
+    return [c for c in planned if pks[c.row["cid"]] == c.pk]
 
 
 def _assign_channel_pks(w: _Writer, created: list[NewChannel]) -> None:

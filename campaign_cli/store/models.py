@@ -271,3 +271,35 @@ class CampaignTarget(SQLModel, table=True):
     kind: str  # user | channel
     state: str = "pending"  # pending | sending (handed to a remote backend) | sent | skipped | failed
     reason: str | None = None
+
+
+class CampaignClaim(SQLModel, table=True):
+    """A range of a campaign's targets (seq `lo`..`hi`) claimed by one sender, with its lease and, once
+    written, its stats. Stats live here rather than on the campaign row, so that concurrent senders never
+    update one hot row; they are added to the campaign's (`folded`) when it completes."""
+
+    __tablename__ = "campaign_claims"
+    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
+    lo: int = Field(primary_key=True)
+    hi: int
+    owner: str = Field(sa_column=Column(String(255), nullable=False))
+    lease_expires_at: datetime | None = _time(nullable=False)
+    done_at: datetime | None = _time()
+    messages: int = 0
+    channels_created: int = 0
+    users_sent: int = 0
+    failed: int = 0
+    skipped: dict = _json(dict)
+    failed_reasons: dict = _json(dict)
+    folded: bool = False
+
+
+class CampaignSender(SQLModel, table=True):
+    """A sender process that worked on a campaign: when it was last seen, and until when it is live."""
+
+    __tablename__ = "campaign_senders"
+    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
+    owner: str = Field(sa_column=Column(String(255), primary_key=True))
+    started_at: datetime | None = _time(nullable=False)
+    last_seen: datetime | None = _time(nullable=False)
+    lease_expires_at: datetime | None = _time()
