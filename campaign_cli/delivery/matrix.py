@@ -17,8 +17,9 @@ Exactly once:
   token on the campaign and refuses to resume in-flight targets from another device;
 - room creation has no transaction id: an intent is recorded before `createRoom` and the room id
   after (`rooms.py`). Intents left without a room id by a dead sender are reconciled when the next
-  sender begins: a room the sender is joined to where the receiver is invited or joined with
-  `is_direct` is adopted instead of creating another.
+  sender begins, and again before creating a room for a receiver whose intent is open (a claim
+  taken over from a dead sender): a room the sender is joined to where the receiver is invited or
+  joined with `is_direct` is adopted instead of creating another.
 """
 
 from __future__ import annotations
@@ -154,13 +155,17 @@ class MatrixBackend:
         dms = {key[3:]: room for key, room in recorded.items() if key.startswith("dm:")}
         open_intents = {user for user, room in dms.items() if room is None}
         if open_intents:
-            known = {room for room in recorded.values() if room} | {r for rs in self.direct.values() for r in rs}
-            found = self._find_direct_rooms(open_intents, self.joined - known)
-            rooms.record_rooms(self.engine, BACKEND, self.me, {f"dm:{user}": room for user, room in found.items()})
-            dms.update(found)
+            dms.update(self._adopt(open_intents, recorded))
         missing = {user: room for user, room in dms.items() if room and room not in self.direct.get(user, [])}
         if missing:
             self._add_direct(missing)
+
+    def _adopt(self, users: set[str], recorded: dict[str, str | None]) -> dict[str, str]:
+        """Rooms a dead sender created for these open intents without recording them: found and recorded."""
+        known = {room for room in recorded.values() if room} | {r for rs in self.direct.values() for r in rs}
+        found = self._find_direct_rooms(users, self.joined - known)
+        rooms.record_rooms(self.engine, BACKEND, self.me, {f"dm:{user}": room for user, room in found.items()})
+        return found
 
     def _find_direct_rooms(self, users: set[str], candidates: Iterable[str]) -> dict[str, str]:
         """Among rooms the sender is in, those it created as a DM with one of `users`."""
@@ -251,6 +256,13 @@ class MatrixBackend:
             if room:
                 room_of[user] = room
         to_create = [user for user in receivers if user not in room_of]
+        open_intents = {user for user in to_create if f"dm:{user}" in recorded}
+        if open_intents:
+            # Another sender died between creating these rooms and recording them (its claim came to us).
+            self.joined = set(self.http.call("GET", "/joined_rooms").get("joined_rooms", []))
+            adopted = self._adopt(open_intents, rooms.known_rooms(self.engine, BACKEND, self.me))
+            room_of.update(adopted)
+            to_create = [user for user in to_create if user not in adopted]
         if to_create:
             room_of.update(self._create_direct_rooms(to_create))
         return {receivers[user].seq: room for user, room in room_of.items()}
