@@ -21,8 +21,8 @@ def test_demo_sends_a_campaign_once_and_a_rerun_sends_nothing(tmp_path):
 
     shown = subprocess.run([sys.executable, "-m", "campaign_cli", "--db", str(tmp_path / "demo.db"), "get", "demo-release"],
                            capture_output=True, text=True, check=True)
-    stats = json.loads(shown.stdout)["stats"]
+    stats = json.loads(shown.stdout)["campaign"]["stats"]
     # 5 sample users + 300 generated ones; the sender (acme) is not messaged in a channel with itself.
     assert (stats["stats_targets"], stats["stats_messages_sent"], stats["stats_channels_created"]) == (305, 304, 304)
     assert stats["stats_skipped"] == {"receiver_is_sender": 1}
-    assert json.loads(shown.stdout)["status"] == "completed"
+    assert json.loads(shown.stdout)["campaign"]["status"] == "completed"

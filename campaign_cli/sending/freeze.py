@@ -22,7 +22,6 @@ TARGETS = CampaignTarget.__table__
 def audience_select(conn: Connection, campaign: Any) -> Select:
     """A select of (target_id, kind) for every distinct target of `campaign`, unordered."""
     if campaign.user_ids:
-        # One JSON parameter: a UNION of one SELECT per id exceeds SQLite's 500 terms at 1,000 ids.
         ids = json_array_table(campaign.user_ids)
         return select(ids.c.value.label("target_id"), literal("user").label("kind")).distinct()
     parts = []
