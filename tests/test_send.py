@@ -34,7 +34,6 @@ from send_helpers import (
     write_yaml,
 )
 
-from campaign_cli.sending.batch import distinct_channel_id
 from campaign_cli.timeutil import parse_time
 
 DM = {"type": "messaging"}
@@ -673,16 +672,3 @@ def test_users_read_counts_read_markers_at_or_after_the_message(world):
 
     assert stats(world, "c1")["stats_users_read"] == 1
 
-
-def test_a_campaign_to_1000_listed_user_ids_sends_each_once(cli):
-    users = bulk_users(1000)
-    import_users(cli, users)
-    ids = [u["id"] for u in users[1:]]
-    create_campaign(cli, "c1", user_ids=ids[:999] + [ids[0]], create_channels=True,
-                    channel_template={"type": "messaging"})
-
-    run = cli.ok("start", "c1", "--json")
-
-    assert run.json()["stats"]["stats_targets"] == 999
-    assert sorted(m["cid"] for m in messages(cli, "c1")) == sorted(
-        f"messaging:{distinct_channel_id(['acme', user_id])}" for user_id in ids[:999])
