@@ -419,6 +419,6 @@ def test_channel_targets_go_to_the_room_of_their_matrix_room_id(cli, synapse):
     run = world.run("start", "c1", "--json")
 
     assert run.exit_code == 0, run.stderr
-    stats = run.json()["stats"]
+    stats = run.json()["campaign"]["stats"]
     assert (stats["stats_messages_sent"], stats["stats_skipped"]) == (1, {"no_matrix_room_id": 1})
     assert [e["content"]["body"] for e in world.campaign_messages(room)] == ["Hello ops"]
