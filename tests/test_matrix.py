@@ -391,7 +391,7 @@ def test_a_room_created_just_before_a_crash_is_adopted_not_created_again(cli, sy
     # an intent without a room id, and a room that is in no m.direct.
     room = synapse.client(world.sender).call("POST", "/createRoom", json={
         "is_direct": True, "invite": [first.user_id], "preset": "trusted_private_chat"}).json()["room_id"]
-    engine = open_engine(f"sqlite:///{cli.db}")
+    engine = open_engine(cli.url)
     record_intents(engine, "matrix", world.sender.user_id, [f"dm:{first.user_id}"])
     engine.dispose()
     world.campaign()
