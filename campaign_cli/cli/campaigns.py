@@ -98,13 +98,7 @@ def status(
     if refresh_reads:
         delivery.refresh_reads(engine, app_context(ctx).settings, campaign_id)
     if not watch:
-        campaign = monitor.campaign_status(engine, campaign_id)
-        if as_json:
-            emit_json(campaign)
-            return
-        with engine.connect() as conn:
-            deliveries = outbox_stats(conn, campaign_id)
-        stdout.print(status_view(campaign, deliveries))
+        print_status(engine, campaign_id, as_json, monitor.campaign_status(engine, campaign_id))
         return
     campaign = watch_campaign(engine, campaign_id, interval, show=not as_json)
     if as_json:
@@ -128,9 +122,9 @@ def watch_campaign(engine: Engine, campaign_id: str, interval: float, show: bool
     return campaign
 
 
-def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
-    """The campaign object as JSON, or the compact view with its webhook and push deliveries."""
-    campaign = service.get_campaign(engine, campaign_id)
+def print_status(engine: Engine, campaign_id: str, as_json: bool, campaign: dict[str, Any] | None = None) -> None:
+    """The campaign object (read now unless given) as JSON, or the compact view with its webhook and push deliveries."""
+    campaign = campaign or service.get_campaign(engine, campaign_id)
     if as_json:
         emit_json(campaign)
         return
