@@ -219,3 +219,25 @@ def test_tables_wrap_ids_at_80_columns_instead_of_cutting_them(monkeypatch):
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert "".join(row[0] for row in cells) == message_id
     assert "".join(row[1] for row in cells) == cid
+
+
+def test_ctrl_c_ends_a_watch_with_130(cli):
+    seeded(cli, 3)
+    cli.ok("start", "c1", "--detach")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG")}
+    watcher = subprocess.Popen([sys.executable, "-m", "campaign_cli", "--db", str(cli.db), "status", "c1", "--watch",
+                                "--interval", "0.1"], env={**env, "TERM": "xterm"}, stdout=follower,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    try:
+        shown = b""
+        while b"in_progress" not in shown:  # the live view is on the screen: the watcher is polling
+            shown += os.read(leader, 65536)
+        watcher.send_signal(signal.SIGINT)
+        code, err = watcher.wait(30), watcher.stderr.read()
+    finally:
+        stop_process(watcher)
+        os.close(leader)
+
+    assert (code, err) == (130, "error: interrupted\n")
