@@ -241,3 +241,21 @@ def test_ctrl_c_ends_a_watch_with_130(cli):
         os.close(leader)
 
     assert (code, err) == (130, "error: interrupted\n")
+
+
+def test_status_view_fits_80_columns_and_keeps_the_whole_id_and_total(cli, monkeypatch):
+    long_id = "a-rather-long-campaign-identifier-for-spring-2026-everyone-in-france-and-belgium"
+    import_users(cli, bulk_users(3))
+    create_campaign(cli, long_id, user_ids=["u00000", "u00001"], create_channels=True,
+                    channel_template={"type": "messaging"})
+    cli.ok("start", long_id)
+    out = io.StringIO()
+    monkeypatch.setattr("campaign_cli.cli.campaigns.stdout", Console(file=out, width=80, color_system=None))
+
+    cli.ok("status", long_id)
+
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "".join(line[15:].strip() for line in lines[:2]) == long_id
+    assert lines[2].startswith("status         completed")
+    assert re.fullmatch(r"progress\s+━+\s+100% \(2/2\)\s*", lines[3])
