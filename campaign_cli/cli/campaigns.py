@@ -23,7 +23,8 @@ from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.timeutil import parse_time, to_local
 
-FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
+# readable=False on file parameters: the loaders report an unreadable file themselves, as invalid input (exit 3).
+FileOption = Annotated[Path | None, typer.Option("--file", "-f", readable=False, help="YAML definition file.")]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
 
 
@@ -204,7 +205,7 @@ def _local(value: str | None) -> str:
 
 
 def update(ctx: typer.Context, campaign_id: IdArgument,
-           file: Annotated[Path, typer.Option("--file", "-f", help="YAML with the fields to change.")],
+           file: Annotated[Path, typer.Option("--file", "-f", readable=False, help="YAML with the fields to change.")],
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
@@ -251,7 +252,7 @@ def _targets(campaign: dict[str, Any]) -> str:
 
 
 def validate(ctx: typer.Context,
-             files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="YAML definition files.")]) -> None:
+             files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="YAML definition files.")]) -> None:
     """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
     checked = service.validate_files(engine_of(ctx), files)
     say(f"ok: {checked} campaign definitions in {len(files)} files are valid")

@@ -33,8 +33,10 @@ def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, bool
     if not spec.get("id"):
         spec = {**spec, "id": "send-" + hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]}
     campaign_id = spec["id"]
-    with reading(engine) as conn:
-        status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.id == campaign_id))
+    status = None
+    if isinstance(campaign_id, str):  # any other id is not stored: creating reports it with the other problems
+        with reading(engine) as conn:
+            status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.id == campaign_id))
     if status is None:
         create_campaigns(engine, [(where, spec)])
         status = lifecycle.DRAFT
