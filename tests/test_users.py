@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ def fails(run: Any, exit_code: int, message: str) -> None:
 
 def table(cli: Any, sql: str) -> list[tuple]:
     """Rows straight from the database file, not through the CLI."""
-    with sqlite3.connect(cli.db) as conn:
-        return conn.execute(sql).fetchall()
+    return cli.sql(sql)
 
 
 def user(cli: Any, user_id: str) -> dict:
@@ -238,7 +236,7 @@ def test_missing_file_is_exit_3_and_nothing_is_imported(cli):
     cli.write_jsonl("users.jsonl", [{"id": "u1"}])
     fails(cli("users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
     fails(cli("users", "import", "."), 3, ".: is a folder, not a file")
-    assert not cli.db.exists()  # the files are checked before the database is even opened
+    assert not cli.has_tables()  # the files are checked before the database is even opened
 
 
 @pytest.mark.parametrize(("name", "text"), [("e.jsonl", ""), ("e.jsonl", "\n \n"), ("e.json", ""), ("e.json", " [ ] "),
@@ -295,7 +293,7 @@ def test_list_pages_through_every_user_once(cli):
         page = cli.ok(*args).json()
         pages.append(len(page["users"]))
         seen += [u["id"] for u in page["users"]]
-        cursor = page["next"]
+        cursor = page.get("next")
         if cursor is None:
             break
     assert pages == [10, 10, 5]
@@ -308,7 +306,7 @@ def test_list_pages_a_filter(cli):
     first = cli.ok("users", "list", "--json", "--limit", "5", "--filter", '{"even": true}').json()
     second = cli.ok("users", "list", "--json", "--limit", "10", "--filter", '{"even": true}', "--next", first["next"]).json()
     assert [u["id"] for u in first["users"] + second["users"]] == [f"u{n:02d}" for n in range(0, 25, 2)]
-    assert second["next"] is None
+    assert "next" not in second
 
 
 def test_list_on_a_terminal_prints_a_table_and_the_cursor(cli):

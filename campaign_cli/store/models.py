@@ -12,7 +12,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# The Alembic revision of these models (migrations/versions/): a model change comes with a new
+# revision chained on this one, and moves this to it.
+SCHEMA_REVISION = "0003"
+# What `meta.schema_version` holds: the release before migrations knows only 1 and refuses more.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator):
@@ -105,6 +109,7 @@ class ChannelMember(SQLModel, table=True):
     archived: bool = False
     created_at: datetime | None = _time(nullable=False)
     last_read_at: datetime | None = _time()
+    custom: dict | None = _json_nullable()
 
 
 class Message(SQLModel, table=True):
@@ -218,6 +223,8 @@ class SegmentTarget(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
     segment_pk: int = Field(sa_column=Column(ForeignKey("segments.pk", ondelete="CASCADE"), primary_key=True))
     target_id: str = Field(sa_column=Column(String(512), primary_key=True))
+    # Nullable only for the rows of older databases, which the upgrade stamps with its own time.
+    created_at: datetime | None = _time()
 
 
 class Campaign(SQLModel, table=True):
