@@ -219,3 +219,43 @@ def test_tables_wrap_ids_at_80_columns_instead_of_cutting_them(monkeypatch):
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert "".join(row[0] for row in cells) == message_id
     assert "".join(row[1] for row in cells) == cid
+
+
+def test_ctrl_c_ends_a_watch_with_130(cli):
+    seeded(cli, 3)
+    cli.ok("start", "c1", "--detach")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAMPAIGN_DB", "CAMPAIGN_CONFIG")}
+    watcher = subprocess.Popen([sys.executable, "-m", "campaign_cli", "--db", str(cli.db), "status", "c1", "--watch",
+                                "--interval", "0.1"], env={**env, "TERM": "xterm"}, stdout=follower,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    try:
+        shown = b""
+        while b"in_progress" not in shown:  # the live view is on the screen: the watcher is polling
+            shown += os.read(leader, 65536)
+        watcher.send_signal(signal.SIGINT)
+        code, err = watcher.wait(30), watcher.stderr.read()
+    finally:
+        stop_process(watcher)
+        os.close(leader)
+
+    assert (code, err) == (130, "error: interrupted\n")
+
+
+def test_status_view_fits_80_columns_and_keeps_the_whole_id_and_total(cli, monkeypatch):
+    long_id = "a-rather-long-campaign-identifier-for-spring-2026-everyone-in-france-and-belgium"
+    import_users(cli, bulk_users(3))
+    create_campaign(cli, long_id, user_ids=["u00000", "u00001"], create_channels=True,
+                    channel_template={"type": "messaging"})
+    cli.ok("start", long_id)
+    out = io.StringIO()
+    monkeypatch.setattr("campaign_cli.cli.campaigns.stdout", Console(file=out, width=80, color_system=None))
+
+    cli.ok("status", long_id)
+
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "".join(line[15:].strip() for line in lines[:2]) == long_id
+    assert lines[2].startswith("status         completed")
+    assert re.fullmatch(r"progress\s+━+\s+100% \(2/2\)\s*", lines[3])

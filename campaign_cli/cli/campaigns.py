@@ -109,13 +109,7 @@ def status(
     if refresh_reads:
         delivery.refresh_reads(engine, app_context(ctx).settings, campaign_id)
     if not watch:
-        document = monitor.campaign_status(engine, campaign_id)
-        if as_json:
-            emit_json(document)
-            return
-        with engine.connect() as conn:
-            deliveries = outbox_stats(conn, campaign_id)
-        stdout.print(status_view(document, deliveries))
+        print_status(engine, campaign_id, as_json, monitor.campaign_status(engine, campaign_id))
         return
     document = watch_campaign(engine, campaign_id, interval, show=not as_json)
     if as_json:
@@ -139,9 +133,9 @@ def watch_campaign(engine: Engine, campaign_id: str, interval: float, show: bool
     return document
 
 
-def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
-    """The campaign document as JSON (like `get`), or the compact view with its webhook and push deliveries."""
-    document = service.get_campaign(engine, campaign_id)
+def print_status(engine: Engine, campaign_id: str, as_json: bool, document: dict[str, Any] | None = None) -> None:
+    """The campaign document (read now unless given) as JSON, or the compact view with its webhook and push deliveries."""
+    document = document or service.get_campaign(engine, campaign_id)
     if as_json:
         emit_json(document)
         return
