@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ def fails(run: Any, exit_code: int, message: str) -> None:
 
 def table(cli: Any, sql: str) -> list[tuple]:
     """Rows straight from the database file, not through the CLI."""
-    with sqlite3.connect(cli.db) as conn:
-        return conn.execute(sql).fetchall()
+    return cli.sql(sql)
 
 
 def user(cli: Any, user_id: str) -> dict:
@@ -238,7 +236,7 @@ def test_missing_file_is_exit_3_and_nothing_is_imported(cli):
     cli.write_jsonl("users.jsonl", [{"id": "u1"}])
     fails(cli("users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
     fails(cli("users", "import", "."), 3, ".: is a folder, not a file")
-    assert not cli.db.exists()  # the files are checked before the database is even opened
+    assert not cli.has_tables()  # the files are checked before the database is even opened
 
 
 @pytest.mark.parametrize(("name", "text"), [("e.jsonl", ""), ("e.jsonl", "\n \n"), ("e.json", ""), ("e.json", " [ ] "),
