@@ -1,4 +1,4 @@
-"""The error hierarchy: every user-facing failure is a CampaignError carrying its exit code (SPEC §6)."""
+"""The error hierarchy: every user-facing failure is a CampaignError carrying its exit code (README: Exit codes)."""
 
 
 class CampaignError(Exception):
@@ -29,6 +29,12 @@ class Conflict(CampaignError):
     """The request clashes with the current state: illegal transition, duplicate id, quota."""
 
     exit_code = 5
+
+
+class CampaignStopped(CampaignError):
+    """A campaign being sent ended `stopped` (by `campaign stop` or its stop_at), not completed."""
+
+    exit_code = 6
 
 
 class Interrupted(CampaignError):
