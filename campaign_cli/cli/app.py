@@ -1,7 +1,13 @@
-"""The `campaign` program: global options, command groups, and the one error boundary."""
+"""The `campaign` program: global options, command groups, and the one error boundary.
+
+Start-up is kept fast for shell loops: the root group knows its commands' names and short help
+by heart and imports a command's module (and with it SQLAlchemy, Jinja, Rich, …) only when that
+command runs or is completed.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Annotated, Any
@@ -10,17 +16,72 @@ import typer
 from typer.core import TyperGroup
 
 from campaign_cli import __version__
-from campaign_cli.cli import campaigns, channels, segments, sending, users
-from campaign_cli.cli.context import AppContext
 from campaign_cli.errors import CampaignError, Interrupted
-from campaign_cli.settings import resolve
-from campaign_cli.store.engine import translate_db_errors
+
+# Every command of the root: name → (module that defines it, short help). A module either holds a
+# Typer `app` (a command group) or a `register(app)` function adding its commands to the root.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "users": ("campaign_cli.cli.users", "Import, list, get and delete users."),
+    "channels": ("campaign_cli.cli.channels", "Import, list and get channels with their members."),
+    "segment": ("campaign_cli.cli.segments", "Define who a campaign reaches: filters, all users, channels, target lists."),
+    "create": ("campaign_cli.cli.campaigns", "Create draft campaigns from a YAML file (-f), or one from flags."),
+    "get": ("campaign_cli.cli.campaigns", "Show a campaign: every field and its stats."),
+    "status": ("campaign_cli.cli.campaigns", "Show a campaign's status, progress and counts (compact; --json for the full object)."),
+    "update": ("campaign_cli.cli.campaigns", "Change a draft or scheduled campaign: the file's fields replace the stored ones."),
+    "delete": ("campaign_cli.cli.campaigns", "Delete a campaign that is not in progress."),
+    "list": ("campaign_cli.cli.campaigns", "List campaigns: --filter on id, name, sender_id, status, created_at, updated_at, segments."),
+    "validate": ("campaign_cli.cli.campaigns", "Check campaign definitions, templates and references; write nothing (exit 0 or 3)."),
+    "start": ("campaign_cli.cli.sending", "Start a draft campaign now and send it in the foreground, or schedule it with --at."),
+    "stop": ("campaign_cli.cli.sending", "Stop a scheduled or running campaign (a running sender stops within one batch)."),
+    "resume": ("campaign_cli.cli.sending", "Continue a stopped campaign with the targets not yet done, in the foreground."),
+    "run": ("campaign_cli.cli.sending", "Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."),
+    "send": ("campaign_cli.cli.sending", "Create, start and send a campaign in one step; once it has completed, running it again sends nothing."),
+    "preview": ("campaign_cli.cli.sending", "Render the first N targets' messages without writing anything."),
+    "messages": ("campaign_cli.cli.sending", "List messages the campaigns sent."),
+    "events": ("campaign_cli.cli.sending", "List the events the campaigns emitted."),
+}
+
+
+def _load_module_commands(module_name: str) -> dict[str, Any]:
+    """The click commands a cli module defines, keyed by their name on the root."""
+    module = importlib.import_module(module_name)
+    holder = typer.Typer(rich_markup_mode=None)
+    if hasattr(module, "register"):
+        module.register(holder)
+    else:
+        for name, (owner, short_help) in LAZY_COMMANDS.items():
+            if owner == module_name:
+                holder.add_typer(module.app, name=name, help=short_help)
+    return dict(typer.main.get_group(holder).commands)
 
 
 class CampaignGroup(TyperGroup):
-    """The root group: turns every CampaignError into one line on stderr and its exit code (SPEC §6)."""
+    """The root group: loads commands lazily and turns every CampaignError into one line on stderr and its exit code."""
+
+    _loaded: dict[str, dict[str, Any]] = {}
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name = LAZY_COMMANDS[cmd_name][0]
+        if module_name not in self._loaded:
+            self._loaded[module_name] = _load_module_commands(module_name)
+        return self._loaded[module_name].get(cmd_name)
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        """The command list of `campaign --help`, from the short help known by heart (no module is imported)."""
+        rows = [(name, LAZY_COMMANDS[name][1] if name in LAZY_COMMANDS else self.commands[name].get_short_help_str(limit=80))
+                for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from campaign_cli.store.engine import translate_db_errors
+
         try:
             with translate_db_errors():
                 return super().invoke(ctx)
@@ -31,6 +92,8 @@ class CampaignGroup(TyperGroup):
             _report(Interrupted("interrupted"))
             ctx.exit(Interrupted.exit_code)
         finally:
+            from campaign_cli.cli.context import AppContext
+
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
 
@@ -46,14 +109,8 @@ app = typer.Typer(
     help="Send personalised announcements to chat users, exactly once per person.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     rich_markup_mode=None,
 )
-app.add_typer(users.app, name="users", help="Import, list, get and delete users.")
-app.add_typer(channels.app, name="channels", help="Import, list and get channels with their members.")
-app.add_typer(segments.app, name="segment", help="Define who a campaign reaches: filters, all users, channels, target lists.")
-campaigns.register(app)
-sending.register(app)
 
 
 def _version(value: bool) -> None:
@@ -70,6 +127,9 @@ def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """campaign: segments, campaigns and an exactly-once sender loop for chat applications."""
+    from campaign_cli.cli.context import AppContext
+    from campaign_cli.settings import resolve
+
     try:
         ctx.obj = AppContext(resolve(db=db, config=config))
     except CampaignError as exc:

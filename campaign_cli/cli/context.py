@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import Engine
 
-from campaign_cli.settings import Settings
-from campaign_cli.store.engine import open_engine
+if TYPE_CHECKING:  # imported when a command opens the database, not at start-up
+    from sqlalchemy import Engine
+
+    from campaign_cli.settings import Settings
 
 
 @dataclass
@@ -21,6 +23,8 @@ class AppContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from campaign_cli.store.engine import open_engine
+
             self._engine = open_engine(self.settings.db_url)
         return self._engine
 

@@ -1,0 +1,69 @@
+"""Start-up stays light: `campaign --help` imports no database, template, HTTP or terminal library.
+
+The timings live in bench/bench_startup.py; these tests guard the lazy imports they rely on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from campaign_cli.cli.app import LAZY_COMMANDS, CampaignGroup, app
+
+HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "jinja2", "httpx", "rich", "yaml")
+PROBE = """
+import sys
+sys.argv = ["campaign", *{argv!r}]
+from campaign_cli.cli.app import main
+code = main()
+heavy = sorted({{name.split(".")[0] for name in sys.modules}} & set({heavy!r}))
+print("HEAVY:" + ",".join(heavy))
+"""
+
+
+def imported_after(*argv: str) -> tuple[list[str], str]:
+    """The heavy top-level packages a fresh interpreter holds after running `campaign ARGV…`, and its output."""
+    probe = PROBE.format(argv=list(argv), heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("HEAVY:")
+    return [name for name in last.removeprefix("HEAVY:").split(",") if name], done.stdout
+
+
+def test_help_imports_nothing_heavy():
+    heavy, out = imported_after("--help")
+    assert heavy == []
+    assert "status" in out and "segment" in out
+
+
+def test_version_imports_nothing_heavy():
+    heavy, out = imported_after("--version")
+    assert heavy == []
+    assert out.startswith("campaign ")
+
+
+def test_group_help_loads_only_its_module():
+    heavy, out = imported_after("segment", "--help")
+    assert "target-exists" in out
+    assert "jinja2" not in heavy and "httpx" not in heavy
+
+
+@pytest.mark.parametrize("name", list(LAZY_COMMANDS))
+def test_short_help_known_by_heart_matches_the_command(name):
+    group = typer.main.get_command(app)
+    assert isinstance(group, CampaignGroup)
+    command = group.get_command(typer.Context(group), name)
+    assert command is not None
+    assert command.get_short_help_str(limit=500) == LAZY_COMMANDS[name][1]
+
+
+def test_every_command_of_the_modules_is_listed():
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    names = group.list_commands(ctx)
+    assert names == list(LAZY_COMMANDS)
+    for name in names:
+        assert group.get_command(ctx, name).name == name
