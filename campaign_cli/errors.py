@@ -25,6 +25,10 @@ class NotFound(CampaignError):
     exit_code = 4
 
 
+class NoDatabase(NotFound):
+    """A command that only reads was pointed at a database that does not exist (it creates none)."""
+
+
 class Conflict(CampaignError):
     """The request clashes with the current state: illegal transition, duplicate id, quota."""
 

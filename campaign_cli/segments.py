@@ -228,6 +228,18 @@ def spec_from_definition(obj: dict[str, Any], where: str, base: Path) -> Segment
     return spec
 
 
+def check_definition(obj: dict[str, Any], where: str, base: Path) -> SegmentSpec:
+    """Every check `segment create` makes on one definition without a database (keys, fields, kind,
+    filter, target ids), writing nothing; the first problem is exit 3."""
+    spec = spec_from_definition(obj, where, base)
+    values = _new_values(spec, now())
+    problem = target_problem(values["type"])
+    for source in spec.targets:
+        for _ in source.chunks(problem):
+            pass
+    return spec
+
+
 def _check_fields(spec: SegmentSpec) -> None:
     """Each field given has the right type and length; how they combine is checked by `_check_kind`."""
     fields = spec.fields

@@ -11,11 +11,13 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli.cli.context import engine_of
-from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, say, stdout, table
-from campaign_cli.errors import UsageError
+from campaign_cli import validation
+from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
+from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, plural, say, stdout, table
+from campaign_cli.errors import InvalidInput, InvalidInputs, NoDatabase, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
+from campaign_cli.settings import DEFAULT_DB, db_url_from
 from campaign_cli.timeutil import parse_time, to_local
 
 FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
@@ -51,7 +53,7 @@ def create(
     if file is None and not flags:
         raise UsageError("give -f FILE or field flags (--sender, --text, --segment or --user, …)")
     specs, listed = service.load_campaign_file(file) if file is not None else ([("command line", flags)], False)
-    created = service.create_campaigns(engine_of(ctx), specs)
+    created = service.create_campaigns(engine_or_new_of(ctx), specs)
     if as_json:
         emit_json({"campaigns": created} if listed else created[0])
         return
@@ -172,8 +174,36 @@ def _targets(campaign: dict[str, Any]) -> str:
     return f"{len(campaign['user_ids'])} user ids"
 
 
-def validate(ctx: typer.Context,
-             files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="YAML definition files.")]) -> None:
-    """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
-    checked = service.validate_files(engine_of(ctx), files)
-    say(f"ok: {checked} campaign definitions in {len(files)} files are valid")
+def validate(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Campaign or segment definition YAML files.")],
+    offline: Annotated[bool, typer.Option("--offline", help="Check schema and templates only, not references.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check campaign and segment definitions, templates and references; write nothing (exit 0 or 3)."""
+    engine, unchecked = (None, "--offline") if offline else _database_to_check(ctx)
+    report = validation.validate_files(engine, files)
+    if as_json:
+        emit_json(report.json())
+    if not report.ok:
+        if as_json:
+            raise InvalidInput(f"{plural(len(report.problems), 'problem')} in {plural(report.files, 'file')}")
+        raise InvalidInputs([p.text for p in report.problems])
+    kinds = [plural(n, f"{kind} definition") for kind, n in report.counts.items() if n]
+    total = sum(report.counts.values())
+    say(f"ok: {' and '.join(kinds) or 'no definitions'} in {plural(report.files, 'file')} "
+        f"{'is' if total == 1 else 'are'} valid")
+    if unchecked:
+        say(f"references (segments, sender) were not checked ({unchecked})")
+
+
+def _database_to_check(ctx: typer.Context) -> tuple[Engine | None, str | None]:
+    """The database to check references against. Without one at the default place, references are not
+    checked; a database named with --db, CAMPAIGN_DB or the config that does not exist is exit 4."""
+    state = app_context(ctx)
+    try:
+        return state.engine, None
+    except NoDatabase as exc:
+        if state.settings.db_url != db_url_from(DEFAULT_DB):
+            raise
+        return None, str(exc)

@@ -31,6 +31,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """`1 file`, `2 files`, `16,669 targets`: a count with thousands separators and its noun agreeing."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def say(message: str) -> None:
     """A message for the human, on stderr."""
     stderr.print(message, highlight=False, markup=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from campaign_cli import segments as service
-from campaign_cli.cli.context import engine_of
+from campaign_cli.cli.context import engine_of, engine_or_new_of
 from campaign_cli.cli.output import FilterOption, JsonOption, NextOption, emit_json, print_page, say
 from campaign_cli.errors import NotFound, UsageError
 from campaign_cli.filters import parse_filter_text
@@ -77,7 +77,7 @@ def create(
     flags = _flags(type=type_, id=id_, name=name, description=description, filter=filter_,
                    all_users=all_users, all_sender_channels=all_sender_channels)
     specs, listed = _specs(file, flags)
-    _print_segments(service.create_segments(engine_of(ctx), specs), listed, as_json, "created")
+    _print_segments(service.create_segments(engine_or_new_of(ctx), specs), listed, as_json, "created")
 
 
 @app.command("get")

@@ -125,8 +125,9 @@ def run(
 ) -> None:
     """Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."""
     state = app_context(ctx)
+    engine = state.engine_or_new  # `run --watch` may start before anything was imported
     while True:
-        due, problems = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
+        due, problems = control.due_campaigns(engine, state.settings, campaign_ids or None)
         for problem in problems:
             say(f"error: {problem}")
         if campaign_ids:
@@ -174,7 +175,7 @@ def send(
     A definition whose scheduled_for lies in the future is scheduled instead.
     """
     state = app_context(ctx)
-    campaign_id, started = send_file(state.engine, state.settings, file)
+    campaign_id, started = send_file(state.engine_or_new, state.settings, file)
     if started.status == "completed":
         say(f"campaign {campaign_id} already completed; nothing to send")
         _print_campaign(ctx, campaign_id, as_json)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from campaign_cli import users as service
-from campaign_cli.cli.context import engine_of
+from campaign_cli.cli.context import engine_of, engine_or_new_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json, print_page, say
 from campaign_cli.errors import InvalidInput
 from campaign_cli.filters import parse_filter_text
@@ -34,7 +34,7 @@ def import_(
 ) -> None:
     """Upsert users from files, all-or-nothing."""
     sources = sources_of(files, fmt)
-    engine = engine_of(ctx)
+    engine = engine_or_new_of(ctx)
     with byte_progress("importing users", sum(s.size for s in sources)) as update:
         result = service.import_users(engine, sources, on_progress=update)
     report_import(result.__dict__, "users", as_json)

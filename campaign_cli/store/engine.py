@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlmodel import SQLModel
 
-from campaign_cli.errors import CampaignError, InvalidInput
+from campaign_cli.errors import CampaignError, InvalidInput, NoDatabase
 from campaign_cli.store.models import SCHEMA_VERSION, Meta
 
 BUSY_TIMEOUT_MS = 10_000
@@ -25,12 +25,16 @@ class DatabaseBusy(CampaignError):
     exit_code = 1
 
 
-def open_engine(db_url: str) -> Engine:
-    """Open (and on first use create) the database at `db_url`, checking its schema version."""
+def open_engine(db_url: str, create: bool = True) -> Engine:
+    """Open the database at `db_url`, checking its schema version.
+
+    With `create` (commands that write), a database that does not exist yet is created; without
+    it (commands that only read), a missing database is exit 4 and nothing is created.
+    """
     url = _parse_url(db_url)
     try:
         if url.get_backend_name() == "sqlite":
-            _check_sqlite_path(url.database)
+            _check_sqlite_path(url.database, create)
             engine = create_engine(url, json_serializer=json_text,
                                    connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
             _install_sqlite_pragmas(engine)
@@ -42,7 +46,7 @@ def open_engine(db_url: str) -> Engine:
     except ImportError as exc:
         raise InvalidInput(f"--db: the driver for {url.drivername} is not installed ({exc.name})") from None
     with translate_db_errors(db_url):
-        _ensure_schema(engine, db_url)
+        _ensure_schema(engine, db_url, create)
     return engine
 
 
@@ -66,10 +70,12 @@ def _parse_url(db_url: str) -> Any:
         raise InvalidInput(f"--db: not a path or SQLAlchemy URL: {db_url}") from None
 
 
-def _check_sqlite_path(database: str | None) -> None:
+def _check_sqlite_path(database: str | None, create: bool) -> None:
     if not database or database == ":memory:":
         return
     path = Path(database)
+    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
+        raise NoDatabase(f"no database at {path}")
     if not path.parent.is_dir():
         raise InvalidInput(f"--db: folder does not exist: {path.parent}")
     if path.is_dir():
@@ -102,7 +108,7 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _ensure_schema(engine: Engine, db_url: str) -> None:
+def _ensure_schema(engine: Engine, db_url: str, create: bool) -> None:
     with engine.connect() as conn:
         has_meta = engine.dialect.has_table(conn, "meta")
         version = conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) if has_meta else None
@@ -111,11 +117,21 @@ def _ensure_schema(engine: Engine, db_url: str) -> None:
             f"--db: database {db_url} has schema version {version}, newer than this campaign "
             f"(knows up to {SCHEMA_VERSION}); upgrade campaign"
         )
+    if version is None and not create:
+        engine.dispose()
+        raise NoDatabase(f"no database at {_where(engine)}")
     if version is None:
         with writing(engine) as conn:
             SQLModel.metadata.create_all(conn)
             if conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) is None:
                 conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _where(engine: Engine) -> str:
+    """The database a user named: the file of an SQLite URL, else the URL without its password."""
+    if engine.url.get_backend_name() == "sqlite":
+        return engine.url.database or ":memory:"
+    return engine.url.render_as_string(hide_password=True)
 
 
 @contextmanager
