@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from campaign_cli.cli.app import app
+from campaign_cli.store.engine import open_engine
 from http_receiver import Receiver
 
 
@@ -64,7 +65,12 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """The CLI bound to a fresh database file in a temporary folder."""
+    """The CLI bound to a fresh, empty database file in a temporary folder.
+
+    The database is created up front, as the first import would: most commands only open an
+    existing database (`tests/test_read_only.py` covers a missing one).
+    """
+    open_engine(f"sqlite:///{tmp_path / 'campaign.db'}").dispose()
     return Cli(tmp_path / "campaign.db", tmp_path)
 
 

@@ -15,27 +15,38 @@ READERS = [
 
 
 @pytest.mark.parametrize("args", READERS, ids=[" ".join(a) for a in READERS])
-def test_a_command_pointed_at_a_missing_database_exits_4_and_creates_nothing(cli, args):
-    run = cli(*args)
+def test_a_command_pointed_at_a_missing_database_exits_4_and_creates_nothing(cli, tmp_path, args):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    missing = folder / "campaing.db"
 
-    assert (run.exit_code, run.stdout, run.stderr) == (4, "", f"error: no database at {cli.db}\n")
-    assert list(cli.cwd.iterdir()) == []
+    run = cli("--db", str(missing), *args)
 
-
-def test_an_empty_file_is_no_database_either_and_stays_empty(cli):
-    cli.db.write_bytes(b"")
-
-    run = cli("list")
-
-    assert (run.exit_code, run.stderr) == (4, f"error: no database at {cli.db}\n")
-    assert cli.db.read_bytes() == b""
-    assert sorted(p.name for p in cli.cwd.iterdir()) == ["campaign.db"]
+    assert (run.exit_code, run.stdout, run.stderr) == (4, "", f"error: no database at {missing}\n")
+    assert list(folder.iterdir()) == []
 
 
-def test_commands_that_bring_data_create_the_database(cli):
-    import_users(cli)
-    assert cli.db.exists()
-    assert [u["id"] for u in cli.ok("users", "list", "--json").json()["users"]][:2] == ["acme", "alice"]
+def test_an_empty_file_is_no_database_either_and_stays_empty(cli, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+
+    run = cli("--db", str(empty), "list")
+
+    assert (run.exit_code, run.stderr) == (4, f"error: no database at {empty}\n")
+    assert empty.read_bytes() == b""
+    assert not (tmp_path / "empty.db-wal").exists()
+
+
+@pytest.mark.parametrize("args", [["users", "import", "users.jsonl"], ["channels", "import", "channels.jsonl"],
+                                  ["segment", "create", "--type", "user", "--id", "s", "--all-users"], ["run"]])
+def test_commands_that_bring_data_create_the_database(cli, tmp_path, args):
+    cli.write_jsonl("users.jsonl", [{"id": "u1"}])
+    cli.write_jsonl("channels.jsonl", [{"type": "t", "id": "c"}])
+    fresh = tmp_path / "fresh.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        cli.ok("--db", str(fresh), *args)
+    assert cli.ok("--db", str(fresh), "users", "list", "--count").stdout in ("0\n", "1\n")
 
 
 @pytest.mark.parametrize("args", [["messages", "list", "--campaign", "NOPE"], ["events", "list", "--campaign", "NOPE"],

@@ -234,11 +234,12 @@ def test_bad_json_array_or_csv_record_is_exit_3(cli, name, text, message):
     assert table(cli, "select count(*) from users") == [(0,)]
 
 
-def test_missing_file_is_exit_3_and_nothing_is_imported(cli):
+def test_missing_file_is_exit_3_and_nothing_is_imported(cli, tmp_path):
     cli.write_jsonl("users.jsonl", [{"id": "u1"}])
-    fails(cli("users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
-    fails(cli("users", "import", "."), 3, ".: is a folder, not a file")
-    assert not cli.db.exists()  # the files are checked before the database is even opened
+    fresh = tmp_path / "fresh.db"
+    fails(cli("--db", str(fresh), "users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
+    fails(cli("--db", str(fresh), "users", "import", "."), 3, ".: is a folder, not a file")
+    assert not fresh.exists()  # the files are checked before the database is even opened
 
 
 @pytest.mark.parametrize(("name", "text"), [("e.jsonl", ""), ("e.jsonl", "\n \n"), ("e.json", ""), ("e.json", " [ ] "),

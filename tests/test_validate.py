@@ -59,19 +59,21 @@ def test_without_a_database_it_checks_schema_and_templates_and_says_references_w
     assert list(folder.iterdir()) == []
 
 
-def test_offline_does_not_open_the_database(cli):
-    run = cli("validate", "--offline", str(cli.write("c.yaml", CAMPAIGN.replace("nme }", "name }}"))))
+def test_offline_does_not_open_the_database(cli, tmp_path):
+    missing = tmp_path / "missing.db"
+    run = cli("--db", str(missing), "validate", "--offline", str(cli.write("c.yaml", CAMPAIGN.replace("nme }", "name }}"))))
 
     assert (run.exit_code, run.stderr) == (
         0, "ok: 1 campaign definition in 1 file is valid\nreferences (segments, sender) were not checked (--offline)\n")
-    assert not cli.db.exists()
+    assert not missing.exists()
 
 
-def test_a_database_named_explicitly_that_does_not_exist_is_exit_4(cli):
-    run = cli("validate", str(cli.write("c.yaml", CAMPAIGN)))
+def test_a_database_named_explicitly_that_does_not_exist_is_exit_4(cli, tmp_path):
+    missing = tmp_path / "missing.db"
+    run = cli("--db", str(missing), "validate", str(cli.write("c.yaml", CAMPAIGN)))
 
-    assert (run.exit_code, run.stderr) == (4, f"error: no database at {cli.db}\n")
-    assert not cli.db.exists()
+    assert (run.exit_code, run.stderr) == (4, f"error: no database at {missing}\n")
+    assert not missing.exists()
 
 
 def test_with_a_database_references_are_checked_and_segments_of_the_files_count_as_known(cli):

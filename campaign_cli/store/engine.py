@@ -74,10 +74,10 @@ def _check_sqlite_path(database: str | None, create: bool) -> None:
     if not database or database == ":memory:":
         return
     path = Path(database)
-    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
-        raise NoDatabase(f"no database at {path}")
     if not path.parent.is_dir():
         raise InvalidInput(f"--db: folder does not exist: {path.parent}")
+    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
+        raise NoDatabase(f"no database at {path}")
     if path.is_dir():
         raise InvalidInput(f"--db: is a folder, not a database file: {path}")
     if path.exists() and path.stat().st_size > 0:
