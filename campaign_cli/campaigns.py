@@ -1,4 +1,4 @@
-"""Campaign definitions (SPEC §1, §2, §7): validation, create, update, delete, get, list, and their JSON.
+"""Campaign definitions: validation, create, update, delete, get, list, and their JSON.
 
 Sending (start, stop, resume, run, preview) lives in `campaign_cli.sending`; the status
 changes themselves go through `campaign_cli.lifecycle`.
@@ -71,7 +71,7 @@ TIME_SORTS = frozenset({"created_at", "updated_at"})
 
 
 def campaign_json(row: Any, users_read: int | None = None) -> dict[str, Any]:
-    """A campaign as SPEC §1 JSON, with the `stats` object of SPEC §4.
+    """A campaign as JSON (fields: docs/reference.md).
 
     `users_read` is counted by `users_read()`; 0 when not given.
     """
@@ -410,7 +410,7 @@ def _check_new_ids(conn: Connection, specs: list[tuple[str, dict]], ids: list[st
 
 
 def _definition_values(spec: dict) -> dict[str, Any]:
-    """The campaigns columns of a validated definition, with SPEC §1 defaults."""
+    """The campaigns columns of a validated definition, with their defaults."""
     template = spec["message_template"]
     return {
         "name": spec.get("name") or "",

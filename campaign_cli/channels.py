@@ -230,7 +230,7 @@ def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]
 
 
 def member_json(row: Any) -> dict[str, Any]:
-    """A membership as SPEC §1 JSON."""
+    """A membership as JSON (fields: docs/reference.md)."""
     return {
         "user_id": row.user_id, "channel_role": row.channel_role, "hidden": row.hidden,
         "archived": row.archived, "created_at": to_json(row.created_at), "last_read_at": to_json(row.last_read_at),
@@ -238,7 +238,7 @@ def member_json(row: Any) -> dict[str, Any]:
 
 
 def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
-    """A channel as SPEC §1 JSON, with its members when given."""
+    """A channel as JSON (fields: docs/reference.md), with its members when given."""
     data = {
         "cid": row.cid, "type": row.type, "id": row.id, "team": row.team, "created_by_id": row.created_by_id,
         "member_count": row.member_count, "created_at": to_json(row.created_at),

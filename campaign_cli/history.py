@@ -18,7 +18,7 @@ CAMPAIGNS = Campaign.__table__
 
 
 def message_json(row: Any) -> dict[str, Any]:
-    """A message as SPEC §1 JSON, custom fields at the top level."""
+    """A message as JSON (fields: docs/reference.md), custom fields at the top level."""
     data = {"id": row.id, "cid": row.cid, "user_id": row.user_id, "text": row.text, "type": row.type,
             "attachments": row.attachments, "created_at": to_json(row.created_at)}
     for key, value in (row.custom or {}).items():

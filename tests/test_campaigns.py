@@ -1,4 +1,4 @@
-"""Campaign definitions through the real CLI: create, validate, update, delete, get, status (SPEC §1–§3, §7)."""
+"""Campaign definitions through the real CLI: create, validate, update, delete, get, status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commands that only read never create a database, and unknown ids in listing filters are exit 4 (issue 8, items 5 and 7)."""
+"""Most commands never create a database, and unknown ids in listing filters are exit 4."""
 
 from __future__ import annotations
 

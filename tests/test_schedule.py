@@ -1,4 +1,4 @@
-"""`campaign start` honours a stored schedule: scheduled_for, --at, --now and stop_at (issue 8, item 1)."""
+"""`campaign start` honours a stored schedule: scheduled_for, --at, --now and stop_at."""
 
 from __future__ import annotations
 

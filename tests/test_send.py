@@ -1,4 +1,4 @@
-"""The sender loop through the real CLI (issue 5): audience, channels, messages, events, commands, limits.
+"""The sender loop through the real CLI: audience, channels, messages, events, commands, limits.
 
 Every test seeds users, channels and segments with the CLI, sends with `campaign start` / `run` /
 `send`, and reads back with `get`, `messages list`, `events list` and `channels get`.

@@ -1,4 +1,4 @@
-"""Exactly once (issue 5): a sender killed at random moments, a second sender on a leased campaign, Ctrl-C.
+"""Exactly once: a sender killed at random moments, a second sender on a leased campaign, Ctrl-C.
 
 The senders run as real subprocesses (`python -m campaign_cli --db DB …`) against one SQLite file;
 the test kills them with SIGKILL or interrupts them with SIGINT and then checks, through the CLI,

@@ -1,4 +1,4 @@
-"""Settings precedence (SPEC §6): --db beats CAMPAIGN_DB beats the config file's `db:` beats campaign.db;
+"""Settings precedence: --db beats CAMPAIGN_DB beats the config file's `db:` beats campaign.db;
 --config beats CAMPAIGN_CONFIG; a bad config file is exit 3 naming the file and key."""
 
 from __future__ import annotations

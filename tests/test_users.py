@@ -92,12 +92,12 @@ def test_import_from_stdin_detects_jsonl_and_json_array(cli):
 
 def test_format_flag_beats_the_extension_and_reads_stdin(cli):
     cli.write("users.txt", "id,name\nu1,Ann\n")
-    assert summary(cli.ok("users", "import", "--format", "csv", "users.txt")) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(cli.ok("users", "import", "--format", "csv", "users.txt")) == "imported 1 user: 1 inserted, 0 updated"
     run = cli.ok("users", "import", "--format", "csv", "-", input="id,name\nu2,Bob\n")
-    assert summary(run) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(run) == "imported 1 user: 1 inserted, 0 updated"
     assert [user(cli, u)["name"] for u in ("u1", "u2")] == ["Ann", "Bob"]
     cli.write("more.data", '{"id": "u3"}\n')
-    assert summary(cli.ok("users", "import", "more.data")) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(cli.ok("users", "import", "more.data")) == "imported 1 user: 1 inserted, 0 updated"
 
 
 def test_bad_format_flag_is_exit_3(cli):

@@ -107,15 +107,15 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=1.0, completed=stats["progress"], width=40), f"{stats['progress']:.0%}")
     view.add_row("progress", bar)
-    view.add_row("counts", f"targets {stats['stats_targets']} · sent {stats['stats_messages_sent']} · "
-                           f"skipped {sum(stats['stats_skipped'].values())} · failed {stats['stats_failed']} · "
-                           f"read {stats['stats_users_read']}")
-    view.add_row("channels", f"created {stats['stats_channels_created']} · users sent {stats['stats_users_sent']}")
+    view.add_row("counts", f"targets {stats['stats_targets']:,} · sent {stats['stats_messages_sent']:,} · "
+                           f"skipped {sum(stats['stats_skipped'].values()):,} · failed {stats['stats_failed']:,} · "
+                           f"read {stats['stats_users_read']:,}")
+    view.add_row("channels", f"created {stats['stats_channels_created']:,} · users sent {stats['stats_users_sent']:,}")
     if stats["stats_skipped"]:
-        view.add_row("skipped", " · ".join(f"{reason} {n}" for reason, n in sorted(stats["stats_skipped"].items())))
+        view.add_row("skipped", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_skipped"].items())))
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
-            view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
+            view.add_row(f"{sink} calls", " · ".join(f"{status} {n:,}" for status, n in counts.items()))
     for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
@@ -161,6 +161,9 @@ def list_(
     if as_json:
         emit_json({"campaigns": items, "next": nxt})
         return
+    if not items and not nxt:
+        say("no campaigns match")
+        return
     table(["id", "name", "status", "sender_id", "targets", "progress", "created_at"],
           ([c["id"], c["name"], c["status"], c["sender_id"], _targets(c), f"{c['stats']['progress']:.0%}",
             _local(c["created_at"])] for c in items))
@@ -171,7 +174,7 @@ def list_(
 def _targets(campaign: dict[str, Any]) -> str:
     if campaign["segment_ids"]:
         return "segments " + ", ".join(campaign["segment_ids"])
-    return f"{len(campaign['user_ids'])} user ids"
+    return plural(len(campaign["user_ids"]), "user id")
 
 
 def validate(

@@ -54,6 +54,9 @@ def print_page(items: list[dict], nxt: str | None, key: str, as_json: bool, colu
     if as_json:
         emit_json({key: items, "next": nxt})
         return
+    if not items and not nxt:
+        say(f"no {key} match")
+        return
     table(columns, ([_cell(item.get(c)) for c in columns] for item in items))
     if nxt:
         say(f"next: {nxt}")
@@ -63,7 +66,10 @@ _JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 def _cell(value: Any) -> Any:
-    """A JSON value as a table cell: times in the local zone, lists and objects as JSON."""
+    """A JSON value as a table cell: counts with thousands separators, times in the local zone,
+    lists and objects as JSON."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and _JSON_TIME.match(value):

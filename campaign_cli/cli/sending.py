@@ -295,7 +295,7 @@ def _progress_bar() -> Iterator[Any]:
                 tasks[p.campaign_id] = bar.add_task(p.campaign_id, total=p.total or 1, rate="")
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(tasks[p.campaign_id], completed=p.done, total=p.total or 1,
-                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped} skipped · {p.failed} failed")
+                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped:,} skipped · {p.failed:,} failed")
         yield on_progress
 
 

@@ -8,7 +8,8 @@ import typer
 
 from campaign_cli import users as service
 from campaign_cli.cli.context import engine_of, engine_or_new_of
-from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json, print_page, say
+from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json,
+                                     plural, print_page, say)
 from campaign_cli.errors import InvalidInput
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.records import FORMATS, RecordSource
@@ -45,9 +46,10 @@ def report_import(result: dict, noun: str, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    line = f"imported {result['records']} {noun}: {result['inserted']} inserted, {result['updated']} updated"
+    line = (f"imported {plural(result['records'], noun[:-1], noun)}: {result['inserted']:,} inserted, "
+            f"{result['updated']:,} updated")
     if result.get("duplicates"):
-        line += f"; {result['duplicates']} duplicate ids in the input (the last record of each won)"
+        line += f"; {plural(result['duplicates'], 'duplicate id')} in the input (the last record of each won)"
     say(line)
 
 
@@ -80,4 +82,4 @@ def get(ctx: typer.Context, user_id: Annotated[str, typer.Argument(metavar="ID")
 def delete(ctx: typer.Context, user_ids: Annotated[list[str], typer.Argument(metavar="ID...")], as_json: JsonOption = False) -> None:
     """Delete users (and their channel memberships)."""
     deleted = service.delete_users(engine_of(ctx), user_ids)
-    emit_json({"deleted": deleted}) if as_json else say(f"deleted {deleted} users")
+    emit_json({"deleted": deleted}) if as_json else say(f"deleted {plural(deleted, 'user')}")

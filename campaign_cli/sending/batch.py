@@ -105,7 +105,7 @@ class CampaignRun:
         self.message_prefix = f"{campaign.id}-{int(started.timestamp() * 1_000_000):x}" if started else campaign.id
 
     def context(self, receiver: dict | None, channel: dict | None) -> dict[str, Any]:
-        """The template variables for one target (SPEC §2)."""
+        """The template variables for one target."""
         ctx: dict[str, Any] = {"sender": self.sender, "campaign": self.vars_campaign}
         if receiver is not None:
             ctx["receiver"] = receiver

@@ -131,8 +131,8 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
                            .where(CAMPAIGNS.c.status == lifecycle.IN_PROGRESS)) or 0
     left = max(settings.monthly_messages - used - reserved, 0)
     if targets > left:
-        raise Conflict(f"quota: the audience has {targets} targets but only {left} of "
-                       f"{settings.monthly_messages} monthly messages are left this month")
+        raise Conflict(f"quota: the audience has {targets:,} targets but only {left:,} of "
+                       f"{settings.monthly_messages:,} monthly messages are left this month")
 
 
 def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str, type_: str, at: datetime) -> None:
