@@ -18,6 +18,7 @@ from campaign_cli.definitions import load_definitions
 from campaign_cli.errors import Conflict, InvalidInput, InvalidInputs, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.sending.claims import with_claim_stats
 from campaign_cli.store.bulk import chunked
 from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import Campaign, ChannelMember, Message, Segment, User
@@ -101,6 +102,7 @@ def _stats_json(row: Any, users_read: int) -> dict[str, Any]:
         "stats_targets": row.stats_targets,
         "stats_skipped": dict(row.stats_skipped or {}),
         "stats_failed": row.stats_failed,
+        "stats_failed_reasons": dict(row.stats_failed_reasons or {}),
     }
 
 
@@ -474,10 +476,16 @@ def get_campaign_row(conn: Connection, campaign_id: str) -> Any:
     return row
 
 
+def live_campaign_row(conn: Connection, campaign_id: str) -> Any:
+    """The campaigns row with this id, with the stats its senders have written so far; exit 4 when there is none."""
+    row, = with_claim_stats(conn, [get_campaign_row(conn, campaign_id)])
+    return row
+
+
 def get_campaign(engine: Engine, campaign_id: str) -> dict[str, Any]:
     """One campaign as JSON, with its read count."""
     with reading(engine) as conn:
-        row = get_campaign_row(conn, campaign_id)
+        row = live_campaign_row(conn, campaign_id)
         return campaign_json(row, users_read(conn, row))
 
 
@@ -496,10 +504,11 @@ def list_campaigns(
         rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
         page = rows[:limit]
         reads = users_read_by_campaign(conn, [row.id for row in page])
+        live = with_claim_stats(conn, page)
     nxt = None
     if len(rows) > limit:
         nxt = encode_cursor(scope, [_cursor_value(getattr(page[-1], name)) for name, _, _ in keys])
-    return [campaign_json(row, reads.get(row.id, 0)) for row in page], nxt
+    return [campaign_json(row, reads.get(row.id, 0)) for row in live], nxt
 
 
 def _sort_keys(sort: list[str]) -> list[tuple[str, Any, bool]]:

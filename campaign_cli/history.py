@@ -18,9 +18,12 @@ CAMPAIGNS = Campaign.__table__
 
 
 def message_json(row: Any) -> dict[str, Any]:
-    """A message as JSON (fields: docs/reference.md), custom fields at the top level."""
+    """A message as JSON, custom fields at the top level; `delivery` says where a remote backend put it."""
     data = {"id": row.id, "cid": row.cid, "user_id": row.user_id, "text": row.text, "type": row.type,
             "attachments": row.attachments, "created_at": to_json(row.created_at)}
+    if row.delivery_backend:
+        data["delivery"] = {"backend": row.delivery_backend, "room_id": row.remote_room_id,
+                            "event_id": row.remote_event_id}
     for key, value in (row.custom or {}).items():
         data.setdefault(key, value)
     return data

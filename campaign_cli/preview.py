@@ -25,7 +25,7 @@ def preview(engine: Engine, campaign_id: str, limit: int) -> list[dict[str, Any]
         else:
             targets = [tuple(t) for t in conn.execute(
                 select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
-                .where(TARGETS.c.campaign_pk == campaign.pk, TARGETS.c.seq > campaign.stats_done)
+                .where(TARGETS.c.campaign_pk == campaign.pk, TARGETS.c.state == "pending")
                 .order_by(TARGETS.c.seq).limit(limit))]
         deliveries = plan_batch(conn, run, targets)
     return [_item(run, d) for d in deliveries]

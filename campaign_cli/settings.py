@@ -21,7 +21,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "push": {"url": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
     "sending": {"rate": (int, float), "batch_size": int, "lease_seconds": (int, float)},
     "quota": {"monthly_messages": int},
+    "delivery": {
+        "backend": str,
+        "matrix": {"homeserver": str, "access_token": str, "admin_token": str, "concurrency": int,
+                   "timeout": (int, float), "max_attempts": int},
+    },
 }
+BACKENDS = ("local", "matrix")
+MATRIX_TOKEN_ENV = "CAMPAIGN_MATRIX_TOKEN"
+# Bounds on numbers a config file may hold, so that a typo cannot make the sender spin or hang.
+RANGES = {"delivery.matrix.concurrency": (1, 256), "delivery.matrix.timeout": (0.1, 600),
+          "delivery.matrix.max_attempts": (1, 100)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,26 @@ class SinkSettings:
 
 
 @dataclass(frozen=True)
+class MatrixSettings:
+    """A Matrix homeserver to deliver to, and the sender's token there."""
+
+    homeserver: str | None = None
+    access_token: str | None = None
+    admin_token: str | None = None
+    concurrency: int = 8
+    timeout: float = 30.0
+    max_attempts: int = 6
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Where messages go: `local` (the built-in chat store) or a real chat server."""
+
+    backend: str = "local"
+    matrix: MatrixSettings = field(default_factory=MatrixSettings)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know about its environment."""
 
@@ -47,6 +77,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     lease_seconds: float = 30.0
     monthly_messages: int | None = None
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
 def db_url_from(value: str) -> str:
@@ -82,6 +113,9 @@ def _check_config(path: Path, data: Any, schema: dict[str, Any], prefix: str) ->
             _check_config(path, value, expected, f"{name}.")
         elif value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
             raise InvalidInput(f"{path}: config key {name!r} has the wrong type")
+        elif value is not None and name in RANGES and not RANGES[name][0] <= value <= RANGES[name][1]:
+            low, high = RANGES[name]
+            raise InvalidInput(f"{path}: config key {name!r} must be between {low} and {high}, got {value}")
 
 
 def resolve(db: str | None = None, config: str | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -101,7 +135,29 @@ def resolve(db: str | None = None, config: str | None = None, env: dict[str, str
         batch_size=sending.get("batch_size") or DEFAULT_BATCH_SIZE,
         lease_seconds=sending.get("lease_seconds") or 30.0,
         monthly_messages=(data.get("quota") or {}).get("monthly_messages"),
+        delivery=_delivery(config_path, data.get("delivery"), env),
     )
+
+
+def _delivery(path: Path | None, section: dict[str, Any] | None, env: Any) -> DeliverySettings:
+    """The `delivery:` section; the Matrix token may come from the environment instead of the file."""
+    section = section or {}
+    backend = section.get("backend") or "local"
+    if backend not in BACKENDS:
+        raise InvalidInput(f"{path}: config key 'delivery.backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    matrix = {k: v for k, v in (section.get("matrix") or {}).items() if v is not None}
+    if env.get(MATRIX_TOKEN_ENV):
+        matrix["access_token"] = env[MATRIX_TOKEN_ENV]
+    settings = MatrixSettings(**matrix)
+    if backend == "matrix":
+        if not settings.homeserver:
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.homeserver' is required with backend matrix")
+        if not settings.homeserver.startswith(("http://", "https://")):
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.homeserver' must be an http:// or https:// URL")
+        if not settings.access_token:
+            raise InvalidInput(f"{path}: config key 'delivery.matrix.access_token' (or env {MATRIX_TOKEN_ENV}) "
+                               "is required with backend matrix")
+    return DeliverySettings(backend=backend, matrix=settings)
 
 
 def _sink(section: dict[str, Any] | None) -> SinkSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from campaign_cli.cli.app import app
 from campaign_cli.store.engine import open_engine
 from http_receiver import Receiver
+from synapse_server import Synapse, synapse_available
 
 
 @dataclass
@@ -86,3 +88,19 @@ def receivers():
     yield make
     for receiver in made:
         receiver.close()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory):
+    """A real Synapse homeserver on 127.0.0.1, one per test session (per xdist worker).
+
+    Skipped where `matrix-synapse` is not installed, except under CI, where that is a failure.
+    """
+    if not synapse_available():
+        if os.environ.get("CI"):
+            pytest.fail("matrix-synapse is not installed (pip install -e '.[test]'); the Matrix tests must run in CI")
+        pytest.skip("matrix-synapse is not installed (pip install -e '.[test]')")
+    server = Synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    yield server
+    server.close()

@@ -128,8 +128,11 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, every: float
 
 
 def done(cli, campaign_id: str) -> int:
-    """How many targets the campaign has done, read straight from the database (cheap enough to poll)."""
-    rows = sql(cli, "SELECT stats_done FROM campaigns WHERE id = ?", campaign_id)
+    """How many targets the campaign has done, read straight from the database (cheap enough to poll):
+    the campaign row's count plus the claims its senders wrote and that are not yet added to it."""
+    rows = sql(cli, "SELECT stats_done + (SELECT coalesce(sum(hi - lo + 1), 0) FROM campaign_claims"
+                    " WHERE campaign_pk = campaigns.pk AND done_at IS NOT NULL AND NOT folded)"
+                    " FROM campaigns WHERE id = ?", campaign_id)
     return rows[0][0] if rows else 0
 
 

@@ -243,7 +243,7 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
         "status": "draft",
         "stats": {"progress": 0.0, "stats_started_at": None, "stats_completed_at": None, "stats_messages_sent": 0,
                   "stats_channels_created": 0, "stats_users_sent": 0, "stats_users_read": 0, "stats_targets": 0,
-                  "stats_skipped": {}, "stats_failed": 0},
+                  "stats_skipped": {}, "stats_failed": 0, "stats_failed_reasons": {}},
     }
     assert seeded.ok("get", "spring", "--json").json() == {**campaign, "created_at": created_at, "updated_at": created_at}
 
@@ -387,17 +387,21 @@ def test_status_shows_a_compact_view(seeded):
     lines = [line.rstrip() for line in run.stdout.splitlines()]
     assert lines[0] == "campaign       spring  Spring release"
     assert lines[1] == "status         in_progress"
-    assert lines[2].startswith("progress       ━━━━━━━━━━━━━━━━━━━━") and lines[2].endswith(" 50%")
+    assert lines[2].startswith("progress       ━━━━━━━━━━━━━━━━━━━━") and lines[2].endswith(" 50% (5/10)")
     assert lines[3] == "counts         targets 10 · sent 4 · skipped 1 · failed 0 · read 0"
     started = to_local(datetime(2030, 1, 1, 10, tzinfo=timezone.utc))
     assert lines[4:6] == ["channels       created 0 · users sent 0", "skipped        no_channel 1"]
-    assert lines[6:9] == ["scheduled for  -", "stop at        -", f"started        {started}"]
-    assert lines[9] == "completed      -"
+    # started in the future (set by hand): no rate yet, no time elapsed, and no sender has it yet
+    assert lines[6:9] == ["rate           0.0 messages/s over the last minute · ETA -", "elapsed        0.0s",
+                          "note           no sender is working on it: `campaign run spring` sends it"]
+    assert lines[9:12] == ["scheduled for  -", "stop at        -", f"started        {started}"]
+    assert lines[12] == "completed      -"
 
 
-def test_status_json_is_the_campaign_object(seeded):
+def test_status_json_is_the_campaign_object_with_live_figures(seeded):
     create(seeded)
-    assert seeded.ok("status", "spring", "--json").json() == seeded.ok("get", "spring", "--json").json()
+    figures = {"rate": None, "eta_seconds": None, "elapsed_seconds": None, "senders": []}
+    assert seeded.ok("status", "spring", "--json").json() == {**seeded.ok("get", "spring", "--json").json(), **figures}
     run = seeded("status", "nope")
     assert (run.exit_code, run.stderr) == (4, "error: campaign 'nope' not found\n")
 
@@ -422,7 +426,7 @@ def test_stats_progress_and_users_read(seeded):
     assert stats == {"progress": 1.0, "stats_started_at": "2030-01-01T10:00:00Z",
                      "stats_completed_at": "2030-01-01T10:05:00Z", "stats_messages_sent": 2,
                      "stats_channels_created": 1, "stats_users_sent": 2, "stats_users_read": 2, "stats_targets": 3,
-                     "stats_skipped": {"unknown_user": 1}, "stats_failed": 0}
+                     "stats_skipped": {"unknown_user": 1}, "stats_failed": 0, "stats_failed_reasons": {}}
 
 
 def test_progress_is_done_over_targets_while_sending(seeded):

@@ -26,7 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("campaign_cli.cli.segments", "Define who a campaign reaches: filters, all users, channels, target lists."),
     "create": ("campaign_cli.cli.campaigns", "Create draft campaigns from a YAML file (-f), or one from flags."),
     "get": ("campaign_cli.cli.campaigns", "Show a campaign: every field and its stats."),
-    "status": ("campaign_cli.cli.campaigns", "Show a campaign's status, progress and counts (compact; --json for the full object)."),
+    "status": ("campaign_cli.cli.campaigns", "Show a campaign's status, progress, rate and senders; --watch follows it live."),
     "update": ("campaign_cli.cli.campaigns", "Change a draft or scheduled campaign: the file's fields replace the stored ones."),
     "delete": ("campaign_cli.cli.campaigns", "Delete a campaign that is not in progress."),
     "list": ("campaign_cli.cli.campaigns", "List campaigns: --filter on id, name, sender_id, status, created_at, updated_at, segments."),
@@ -37,6 +37,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("campaign_cli.cli.sending", "Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."),
     "send": ("campaign_cli.cli.sending", "Create, start and send a campaign in one step; once it has completed, running it again sends nothing."),
     "preview": ("campaign_cli.cli.sending", "Render the first N targets' messages without writing anything."),
+    "report": ("campaign_cli.cli.report", "Report a campaign's results: counts, skipped and failed by reason, messages over time (--html, --json)."),
     "messages": ("campaign_cli.cli.sending", "List messages the campaigns sent."),
     "events": ("campaign_cli.cli.sending", "List the events the campaigns emitted."),
 }

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli import validation
+from campaign_cli import delivery, lifecycle, monitor, validation
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, plural, say, stdout, table
-from campaign_cli.errors import InvalidInput, InvalidInputs, NoDatabase, UsageError
+from campaign_cli.errors import CampaignStopped, InvalidInput, InvalidInputs, NoDatabase, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.settings import DEFAULT_DB, db_url_from
 from campaign_cli.timeutil import parse_time, to_local
 
 FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +40,7 @@ def create(
     campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Campaign name.")] = None,
     sender: Annotated[str | None, typer.Option("--sender", help="sender_id: the user the messages come from.")] = None,
-    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).")] = None,
+    segments: Annotated[list[str] | None, typer.Option("--segment", help="A segment id (repeatable).", autocompletion=complete.segment_ids)] = None,
     users: Annotated[list[str] | None, typer.Option("--user", help="A user id (repeatable).")] = None,
     text: Annotated[str | None, typer.Option("--text", help="message_template.text (a template).")] = None,
     create_channels: Annotated[bool, typer.Option("--create-channels", help="Create missing channels.")] = False,
@@ -81,9 +85,48 @@ def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False
     emit_json(service.get_campaign(engine_of(ctx), campaign_id))
 
 
-def status(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
-    """Show a campaign's status, progress and counts (compact; --json for the full object)."""
-    print_status(engine_of(ctx), campaign_id, as_json)
+def status(
+    ctx: typer.Context,
+    campaign_id: IdArgument,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow it live until it completes or stops (exit 0, or 6 when stopped).")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.05, max=3600, help="Seconds between refreshes with --watch.")] = 1.0,
+    as_json: JsonOption = False,
+    refresh_reads: Annotated[bool, typer.Option(
+        "--refresh-reads", help="First fetch the receivers' read receipts from the delivery backend.")] = False,
+) -> None:
+    """Show a campaign's status, progress, rate and senders; --watch follows it live."""
+    engine = engine_of(ctx)
+    if refresh_reads:
+        delivery.refresh_reads(engine, app_context(ctx).settings, campaign_id)
+    if not watch:
+        campaign = monitor.campaign_status(engine, campaign_id)
+        if as_json:
+            emit_json(campaign)
+            return
+        with engine.connect() as conn:
+            deliveries = outbox_stats(conn, campaign_id)
+        stdout.print(status_view(campaign, deliveries))
+        return
+    campaign = watch_campaign(engine, campaign_id, interval, show=not as_json)
+    if as_json:
+        emit_json(campaign)
+    if campaign["status"] == lifecycle.STOPPED:
+        raise CampaignStopped(f"campaign {campaign_id!r} ended stopped")
+
+
+def watch_campaign(engine: Engine, campaign_id: str, interval: float, show: bool) -> dict[str, Any]:
+    """Refresh the status view every `interval` seconds until the campaign ends; returns its last state.
+
+    A draft has nothing to follow: it is shown once.
+    """
+    campaign = monitor.campaign_status(engine, campaign_id)
+    with Live(status_view(campaign), console=stdout, auto_refresh=False, transient=False) if show else nullcontext() as live:
+        while campaign["status"] != lifecycle.DRAFT and not monitor.has_ended(campaign):
+            time.sleep(interval)
+            campaign = monitor.campaign_status(engine, campaign_id)
+            if live is not None:
+                live.update(status_view(campaign), refresh=True)
+    return campaign
 
 
 def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
@@ -98,14 +141,17 @@ def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
 
 
 def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] | None = None) -> Table:
+    """The compact view of `status`: progress bar, counts, rate, ETA, senders and times."""
     stats = campaign["stats"]
     view = Table.grid(padding=(0, 2))
-    view.add_column(style="bold")
-    view.add_column()
+    view.add_column(style="bold", no_wrap=True)
+    view.add_column(overflow="fold")
     view.add_row("campaign", f"{campaign['id']}" + (f"  {campaign['name']}" if campaign["name"] else ""))
     view.add_row("status", campaign["status"])
     bar = Table.grid(padding=(0, 1))
-    bar.add_row(ProgressBar(total=1.0, completed=stats["progress"], width=40), f"{stats['progress']:.0%}")
+    done = stats["stats_messages_sent"] + sum(stats["stats_skipped"].values()) + stats["stats_failed"]
+    bar.add_row(ProgressBar(total=1.0, completed=stats["progress"], width=40),
+                f"{stats['progress']:.0%} ({done:,}/{stats['stats_targets']:,})")
     view.add_row("progress", bar)
     view.add_row("counts", f"targets {stats['stats_targets']:,} · sent {stats['stats_messages_sent']:,} · "
                            f"skipped {sum(stats['stats_skipped'].values()):,} · failed {stats['stats_failed']:,} · "
@@ -113,6 +159,10 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
     view.add_row("channels", f"created {stats['stats_channels_created']:,} · users sent {stats['stats_users_sent']:,}")
     if stats["stats_skipped"]:
         view.add_row("skipped", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_skipped"].items())))
+    if stats.get("stats_failed_reasons"):
+        view.add_row("failed", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_failed_reasons"].items())))
+    if "rate" in campaign:
+        _add_live_rows(view, campaign)
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
             view.add_row(f"{sink} calls", " · ".join(f"{status} {n:,}" for status, n in counts.items()))
@@ -121,6 +171,39 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
         view.add_row(label, _local(value))
     return view
+
+
+def sender_line(sender: dict[str, Any]) -> str:
+    """One sender of a campaign: who, what it wrote, when it was last seen, and whether it is still sending."""
+    state = "live" if sender["live"] else "lease expired" if sender["lease_expires_at"] else "left"
+    return (f"{sender['owner']} · {sender['batches']:,} batches · {sender['targets']:,} targets · "
+            f"last seen {_local(sender['last_seen'])} · {state}")
+
+
+def _add_live_rows(view: Table, campaign: dict[str, Any]) -> None:
+    """Rate, ETA, elapsed time and the senders (from `monitor.campaign_status`)."""
+    if campaign["rate"] is not None:
+        eta = campaign["eta_seconds"]
+        view.add_row("rate", f"{campaign['rate']:,.1f} messages/s over the last minute · ETA "
+                             + ("-" if eta is None else _duration(eta)))
+    if campaign["elapsed_seconds"] is not None:
+        view.add_row("elapsed", _duration(campaign["elapsed_seconds"]))
+    for sender in campaign["senders"]:
+        view.add_row("sender", sender_line(sender))
+    if monitor.sender_died(campaign):
+        view.add_row("note", f"its sender died (lease expired): `campaign resume {campaign['id']}` continues")
+    elif campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in campaign["senders"]):
+        view.add_row("note", f"no sender is working on it: `campaign run {campaign['id']}` sends it")
+
+
+def _duration(seconds: float) -> str:
+    """12.3s, 4m05s, 2h03m."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _local(value: str | None) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Callable
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from campaign_cli.timeutil import parse_time, to_local
 
@@ -43,7 +45,10 @@ def say(message: str) -> None:
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     """Print a Rich table on stdout."""
-    t = Table(*columns, title=title, show_lines=False)
+    t = Table(title=title, show_lines=False)
+    for column in columns:
+        # Long ids and cids wrap onto the next line rather than being cut with an ellipsis.
+        t.add_column(column, overflow="fold")
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     stdout.print(t)
@@ -90,6 +95,64 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
 
 
 def count_progress_columns() -> list[Any]:
-    """Columns for a done/total progress bar with rate and ETA."""
-    return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    """Columns for a done/total progress bar with this run's rate and the ETA, within 80 columns.
+
+    The campaign id is printed on its own line when sending begins, so no column has to cut it.
+    """
+    return [BarColumn(bar_width=20), MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=15)),
+            TaskProgressColumn(), TextColumn("{task.fields[rate]}", table_column=Column(ratio=1, no_wrap=True)),
+            TimeRemainingColumn()]
+
+
+@dataclass
+class _RunCount:
+    """One campaign in this run: messages before it began and when it began."""
+
+    task: Any
+    baseline: int
+    began: float
+    messages: int = 0
+    seen: bool = False
+    ended: float | None = None
+
+
+class RunProgress:
+    """This run's progress per campaign: its own messages over its own time (a resumed run does not
+    count what earlier runs sent), shown in `bar` when there is one, and summed up when sending ends."""
+
+    def __init__(self, bar: Progress | None):
+        self.bar = bar
+        self.runs: dict[str, _RunCount] = {}
+
+    def begin(self, campaign_id: str, messages_before: int) -> None:
+        """The sender starts on `campaign_id`, which already holds `messages_before` messages."""
+        task = None
+        if self.bar is not None:
+            self.bar.console.print(f"sending {campaign_id}", highlight=False, markup=False)
+            task = self.bar.add_task(campaign_id, total=None, rate="")
+        self.runs[campaign_id] = _RunCount(task, messages_before, time.monotonic())
+
+    def update(self, p: Any) -> None:
+        """A batch was written (a `sending.loop.Progress`)."""
+        run = self.runs.get(p.campaign_id)
+        if run is None:
+            return
+        run.messages, run.seen = p.messages - run.baseline, True
+        if self.bar is not None:
+            rate = f"{self.rate(run):,.0f} msg/s" + (f" · {p.skipped:,} skip" if p.skipped else "") + \
+                   (f" · {p.failed:,} fail" if p.failed else "")
+            self.bar.update(run.task, completed=p.done, total=p.total or 1, rate=rate)
+
+    def end(self, campaign_id: str) -> None:
+        """The sender is done with `campaign_id` (completed, stopped, interrupted or busy)."""
+        self.runs[campaign_id].ended = time.monotonic()
+
+    @staticmethod
+    def rate(run: _RunCount) -> float:
+        return run.messages / max((run.ended or time.monotonic()) - run.began, 1e-6)
+
+    def summaries(self) -> list[str]:
+        """One line per campaign this run sent: its messages, the elapsed time and the average rate."""
+        return [f"{campaign_id}: {run.messages:,} messages in {(run.ended or run.began) - run.began:.1f}s "
+                f"({self.rate(run):,.0f} msg/s on average)"
+                for campaign_id, run in self.runs.items() if run.seen]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from campaign_cli import segments as service
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import engine_of, engine_or_new_of
 from campaign_cli.cli.output import FilterOption, JsonOption, NextOption, emit_json, plural, print_page, say
 from campaign_cli.errors import NotFound, UsageError
@@ -17,7 +18,7 @@ from campaign_cli.segments import TargetSource
 
 app = typer.Typer(no_args_is_help=True)
 
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The segment id.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The segment id.", autocompletion=complete.segment_ids)]
 DefinitionOption = Annotated[Path | None, typer.Option("-f", "--file", help="YAML definition file.")]
 TypeOption = Annotated[str | None, typer.Option("--type", help="user or channel.")]
 SegmentIdOption = Annotated[str | None, typer.Option("--id", help="Segment id (generated when left out).")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,25 +12,31 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress as RichProgress
 
-from campaign_cli import history
+from campaign_cli import delivery, history
 from campaign_cli import preview as preview_service
-from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.campaigns import get_campaign_row, live_campaign_row
 from campaign_cli.cli.campaigns import print_status
+from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context
-from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, count_progress_columns, emit_json, print_page, say,
-                                     stderr, table)
+from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, RunProgress, count_progress_columns, emit_json,
+                                     print_page, say, stderr, table)
 from campaign_cli.errors import CampaignStopped, Conflict, Interrupted, UsageError
-from campaign_cli.sending import control
 from campaign_cli.lifecycle import SCHEDULED
-from campaign_cli.sending.loop import BUSY, INTERRUPTED, STOPPED, Progress, Sender, delivering_events
+from campaign_cli.sending import control
+from campaign_cli.sending.loop import BUSY, INTERRUPTED, STOPPED, Sender, delivering_events
 from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
 from campaign_cli.timeutil import parse_time, to_local
 
+ONE_SENDER_ON_SQLITE = ("SQLite has one writer, so one sender per campaign; "
+                       "to send with several, use PostgreSQL (--db postgresql+psycopg://…)")
 RateOption = Annotated[float | None, typer.Option("--rate", min=0.001, help="Messages per second at most [config sending.rate].")]
 BatchOption = Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000, help="Targets per transaction [config sending.batch_size].")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="Only change the status; `campaign run` sends.")]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
+StartIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.startable_campaign_ids)]
+StopIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.stoppable_campaign_ids)]
+ResumeIdArg = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.resumable_campaign_ids)]
 
 messages_app = typer.Typer(no_args_is_help=True)
 events_app = typer.Typer(no_args_is_help=True)
@@ -51,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
 def start(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: StartIdArg,
     at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time (overrides the stored scheduled_for).")] = None,
     now_: Annotated[bool, typer.Option("--now", help="Send now, whatever scheduled_for is stored.")] = False,
     stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time (overrides the stored stop_at).")] = None,
@@ -70,6 +75,8 @@ def start(
     state = app_context(ctx)
     when = parse_time(at, "--at") if at else None
     until = parse_time(stop_at, "--stop-at") if stop_at else None
+    if not detach and when is None:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     started = control.start(state.engine, state.settings, campaign_id, when, until, immediately=now_)
     if started.status == SCHEDULED:
         say(scheduled_message(campaign_id, started))
@@ -88,7 +95,7 @@ def scheduled_message(campaign_id: str, started: control.Started) -> str:
             f"'campaign run --watch' sends it when it is due ('campaign run' sends the campaigns due at that moment)")
 
 
-def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) -> None:
+def stop(ctx: typer.Context, campaign_id: StopIdArg, as_json: JsonOption = False) -> None:
     """Stop a scheduled or running campaign (a running sender stops within one batch)."""
     state = app_context(ctx)
     control.stop(state.engine, state.settings, campaign_id)
@@ -98,7 +105,7 @@ def stop(ctx: typer.Context, campaign_id: IdArg, as_json: JsonOption = False) ->
 
 def resume(
     ctx: typer.Context,
-    campaign_id: IdArg,
+    campaign_id: ResumeIdArg,
     detach: DetachOption = False,
     rate: RateOption = None,
     batch_size: BatchOption = None,
@@ -106,6 +113,8 @@ def resume(
 ) -> None:
     """Continue a stopped campaign, or one left in progress by a sender that died, in the foreground."""
     state = app_context(ctx)
+    if not detach:
+        delivery.check_sender(state.engine, state.settings, campaign_id)
     control.resume(state.engine, state.settings, campaign_id)
     if detach:
         say(f"campaign {campaign_id} is in_progress; 'campaign run {campaign_id}' sends it")
@@ -116,7 +125,8 @@ def resume(
 
 def run(
     ctx: typer.Context,
-    campaign_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Campaigns to send (default: every due one).")] = None,
+    campaign_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="[ID]...", help="Campaigns to send (default: every due one).", autocompletion=complete.runnable_campaign_ids)] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Keep polling for due campaigns until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --watch.")] = 5.0,
     rate: RateOption = None,
@@ -154,7 +164,7 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
             row = get_campaign_row(conn, campaign_id)
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
-            raise Conflict(control.busy_message(campaign_id, holder))
+            raise Conflict(f"{control.busy_message(campaign_id, holder)}; {ONE_SENDER_ON_SQLITE}")
         if row.status == SCHEDULED:
             say(f"campaign {campaign_id} is scheduled for {to_local(row.scheduled_for)}: not due yet")
         elif row.status == "stopped":
@@ -249,16 +259,24 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
                         as_json: bool, explicit: bool, watch: bool = False) -> None:
     """Send the campaigns; exit 130 when interrupted, 6 when one of them ended stopped (with --watch: say so)."""
     state = app_context(ctx)
-    with _progress_bar() as on_progress:
-        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=on_progress)
+    outcomes = []
+    with _progress_bar() as bar:
+        sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=bar.update)
         with _interruptible(sender.interrupt), delivering_events(state.engine, state.settings):
-            outcomes = [(campaign_id, sender.send(campaign_id)) for campaign_id in campaign_ids]
+            for campaign_id in campaign_ids:
+                bar.begin(campaign_id, _messages_sent(state.engine, campaign_id))
+                outcomes.append((campaign_id, sender.send(campaign_id)))
+                bar.end(campaign_id)
+    if stderr.is_terminal:
+        for line in bar.summaries():
+            say(line)
     stopped = []
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
             holder = control.lease_holder(state.engine, campaign_id)
-            raise Conflict(control.busy_message(campaign_id, holder) if holder
-                           else f"campaign {campaign_id!r} is being sent by another process")
+            busy = (control.busy_message(campaign_id, holder) if holder
+                    else f"campaign {campaign_id!r} is being sent by another process")
+            raise Conflict(f"{busy}; {ONE_SENDER_ON_SQLITE}")
         _print_campaign(ctx, campaign_id, as_json)
         if outcome == STOPPED:
             stopped.extend(_stopped_line(state.engine, campaign_id))
@@ -281,22 +299,19 @@ def _stopped_line(engine: Any, campaign_id: str) -> list[str]:
             f"'campaign resume {campaign_id}' continues"]
 
 
+def _messages_sent(engine: Any, campaign_id: str) -> int:
+    with reading(engine) as conn:
+        return live_campaign_row(conn, campaign_id).stats_messages_sent
+
+
 @contextmanager
-def _progress_bar() -> Iterator[Any]:
-    """A Rich progress bar (done/total, rate, ETA) on a terminal; nothing otherwise."""
+def _progress_bar() -> Iterator[RunProgress]:
+    """This run's progress: a Rich progress bar on a terminal (nothing otherwise), and the summary lines."""
     if not stderr.is_terminal:
-        yield lambda p: None
+        yield RunProgress(None)
         return
-    tasks: dict[str, Any] = {}
-    started = time.monotonic()
     with RichProgress(*count_progress_columns(), console=stderr) as bar:
-        def on_progress(p: Progress) -> None:
-            if p.campaign_id not in tasks:
-                tasks[p.campaign_id] = bar.add_task(p.campaign_id, total=p.total or 1, rate="")
-            elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(tasks[p.campaign_id], completed=p.done, total=p.total or 1,
-                       rate=f"{p.messages / elapsed:,.0f} msg/s · {p.skipped:,} skipped · {p.failed:,} failed")
-        yield on_progress
+        yield RunProgress(bar)
 
 
 def _print_campaign(ctx: typer.Context, campaign_id: str, as_json: bool) -> None:

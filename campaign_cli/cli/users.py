@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from campaign_cli import users as service
-from campaign_cli.cli.context import engine_of, engine_or_new_of
+from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json,
                                      plural, print_page, say)
-from campaign_cli.errors import InvalidInput
+from campaign_cli.errors import InvalidInput, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.records import FORMATS, RecordSource
 
@@ -29,12 +29,22 @@ def sources_of(files: list[str], fmt: str | None) -> list[RecordSource]:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    files: Annotated[list[str], typer.Argument(help="JSONL, JSON array or CSV files; - reads stdin.")],
+    files: Annotated[list[str] | None, typer.Argument(help="JSONL, JSON array or CSV files; - reads stdin.")] = None,
     fmt: FormatOption = None,
+    from_matrix: Annotated[bool, typer.Option(
+        "--from-matrix", help="Read the accounts of the Matrix homeserver (config delivery.matrix.admin_token).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Upsert users from files, all-or-nothing."""
-    sources = sources_of(files, fmt)
+    """Upsert users from files, or from a Matrix homeserver's directory; all-or-nothing."""
+    if bool(files) == from_matrix:
+        raise UsageError("users import: give FILE arguments or --from-matrix (one of them)")
+    if from_matrix:
+        # Imported here: the HTTP client is not worth loading for every `users` command.
+        from campaign_cli.delivery.matrix_directory import MatrixDirectory
+
+        sources: list[Any] = [MatrixDirectory(app_context(ctx).settings.delivery.matrix)]
+    else:
+        sources = sources_of(files or [], fmt)
     engine = engine_or_new_of(ctx)
     with byte_progress("importing users", sum(s.size for s in sources)) as update:
         result = service.import_users(engine, sources, on_progress=update)

@@ -38,7 +38,7 @@ OUTBOX = OutboxRow.__table__
 HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")
 DEFAULT_CHANNEL_TYPE = "messaging"
 
-SENT, SKIPPED, FAILED = "sent", "skipped", "failed"
+PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
 
 
 @dataclass
@@ -68,6 +68,8 @@ class Delivery:
     text: str = ""
     custom: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    # Where a remote backend delivered the message: {"backend", "room_id", "event_id"}.
+    remote: dict[str, Any] | None = None
 
     def give_up(self, state: str, reason: str) -> None:
         self.state, self.reason = state, reason
@@ -83,6 +85,7 @@ class BatchResult:
     users_sent: int = 0
     failed: int = 0
     skipped: Counter = field(default_factory=Counter)
+    failed_reasons: Counter = field(default_factory=Counter)
 
 
 class CampaignRun:
@@ -103,6 +106,11 @@ class CampaignRun:
         self.vars_campaign = {"id": campaign.id, "name": campaign.name}
         started = campaign.stats_started_at
         self.message_prefix = f"{campaign.id}-{int(started.timestamp() * 1_000_000):x}" if started else campaign.id
+
+    def message_id(self, seq: int) -> str:
+        """The id of the message to target `seq`: stable across restarts, so remote backends use it as idempotency key."""
+        # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
+        return f"{self.message_prefix}-{seq:010d}"
 
     def context(self, receiver: dict | None, channel: dict | None) -> dict[str, Any]:
         """The template variables for one target."""
@@ -312,12 +320,14 @@ def _render(run: CampaignRun, d: Delivery) -> None:
 
 # ---------------------------------------------------------------- writing
 
+# Another sender (or command) may create one of the batch's channels between its plan and its write.
 _INSERT_CHANNELS = RawInsert(CHANNELS, ["pk", "cid", "type", "id", "team", "created_by_id", "member_count", "created_at",
-                                        "updated_at", "last_message_at", "custom"])
+                                        "updated_at", "last_message_at", "custom"], ignore_conflicts=True)
 _INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
                                       "last_read_at"])
 _INSERT_MESSAGES = RawInsert(MESSAGES, ["id", "cid", "channel_pk", "user_id", "text", "type", "attachments", "custom",
-                                        "campaign_id", "created_at"])
+                                        "campaign_id", "created_at", "delivery_backend", "remote_room_id",
+                                        "remote_event_id"])
 _INSERT_EVENTS = RawInsert(EVENTS, ["type", "campaign_id", "cid", "message_id", "user_id", "created_at", "payload"])
 _INSERT_PUSHES = RawInsert(PUSHES, ["campaign_id", "message_id", "user_id", "device_id", "push_provider", "created_at"])
 _INSERT_OUTBOX = RawInsert(OUTBOX, ["sink", "event_type", "campaign_id", "body", "status", "attempts",
@@ -352,7 +362,7 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
     messages = _messages(w, sending)
     _INSERT_MESSAGES.execute(conn, [
         (m["id"], m["cid"], m["channel_pk"], m["user_id"], m["text"], "regular", w.attachments, m["custom"],
-         m["campaign_id"], w.time) for m in messages])
+         m["campaign_id"], w.time, *_remote_columns(d.remote)) for d, m in zip(sending, messages)])
     _INSERT_EVENTS.execute(conn, _events(w, sending, messages))
     _pushes(w, sending, messages)
     _INSERT_OUTBOX.execute(conn, [
@@ -369,7 +379,19 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
             result.skipped[d.reason or "unknown"] += 1
         elif d.state == FAILED:
             result.failed += 1
+            result.failed_reasons[failure_kind(d.reason)] += 1
     return result
+
+
+def failure_kind(reason: str | None) -> str:
+    """The reason a failure is counted under: `template_error`, `matrix:M_FORBIDDEN`, … (without the details)."""
+    return (reason or "unknown").partition(": ")[0]
+
+
+def _remote_columns(remote: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    if remote is None:
+        return None, None, None
+    return remote["backend"], remote["room_id"], remote["event_id"]
 
 
 def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]:
@@ -378,14 +400,27 @@ def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]
     if not created:
         return []
     _assign_channel_pks(w, created)
-    _INSERT_CHANNELS.execute(w.conn, [
+    inserted = _INSERT_CHANNELS.execute(w.conn, [
         (c.pk, c.row["cid"], c.row["type"], c.row["id"], c.row["team"], c.row["created_by_id"], c.row["member_count"],
          w.time, w.time, w.time, json_text(c.row["custom"]) if c.row["custom"] else w.empty)
         for c in created])
+    if inserted < len(created):
+        created = _use_channels_created_meanwhile(w, deliveries, created)
     _INSERT_MEMBERS.execute(w.conn, [
         (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None)
         for channel in created for m in channel.members])
     return created
+
+
+def _use_channels_created_meanwhile(w: _Writer, deliveries: list[Delivery], planned: list[NewChannel]) -> list[NewChannel]:
+    """Channels someone else created after the plan are used as existing ones; returns those this batch created."""
+    pks = dict(w.conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk)
+                              .where(in_values(CHANNELS.c.cid, [c.row["cid"] for c in planned]))).all())
+    for d in deliveries:
+        channel = d.new_channel
+        if channel is not None and pks[channel.row["cid"]] != channel.pk:
+            d.new_channel, d.channel_pk = None, pks[channel.row["cid"]]
+    return [c for c in planned if pks[c.row["cid"]] == c.pk]
 
 
 def _assign_channel_pks(w: _Writer, created: list[NewChannel]) -> None:
@@ -434,8 +469,7 @@ def _messages(w: _Writer, sending: list[Delivery]) -> list[dict[str, Any]]:
     for d in sending:
         custom = d.custom
         custom["campaign_id"] = campaign_id
-        # Zero-padded so that ids grow with seq: appends to the unique index instead of random inserts.
-        rows.append({"id": f"{run.message_prefix}-{d.seq:010d}", "cid": d.cid, "channel_pk": d.channel_pk,
+        rows.append({"id": run.message_id(d.seq), "cid": d.cid, "channel_pk": d.channel_pk,
                      "user_id": run.sender_id, "text": d.text, "type": "regular", "attachments": w.attachments,
                      "custom": custom, "campaign_id": campaign_id, "created_at": w.time})
     for row in rows:
@@ -455,7 +489,8 @@ def _events(w: _Writer, sending: list[Delivery], messages: list[dict]) -> list[t
             events.append((CHANNEL_CREATED, campaign_id, d.cid, None, sender_id, w.time, w.empty))
             if webhook:
                 outbox.event(CHANNEL_CREATED, lambda d=d: _channel_created_body(run, d))
-        events.append((MESSAGE_NEW, campaign_id, d.cid, message["id"], sender_id, w.time, w.empty))
+        payload = json_text({"delivery": d.remote}) if d.remote else w.empty
+        events.append((MESSAGE_NEW, campaign_id, d.cid, message["id"], sender_id, w.time, payload))
         if webhook:
             outbox.event(MESSAGE_NEW, lambda d=d, m=message: _message_new_body(run, d, m, w.at))
     return events
@@ -476,8 +511,11 @@ def _message_new_body(run: CampaignRun, d: Delivery, message: dict[str, Any], at
             "user": {"id": run.sender_id, "name": run.sender.get("name")},
             "attachments": run.campaign.message_template.get("attachments") or [], "created_at": to_json(at)}
     body.update(json.loads(message["custom"]))
-    return {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
+    data = {"cid": d.cid, "channel_type": kind, "channel_id": channel_id, "message": body,
             "user": {"id": run.sender_id}, "campaign_id": run.campaign.id}
+    if d.remote:
+        data["delivery"] = d.remote
+    return data
 
 
 def _pushes(w: _Writer, sending: list[Delivery], messages: list[dict]) -> None:
@@ -545,4 +583,4 @@ def _record_targets(conn: Connection, run: CampaignRun, deliveries: list[Deliver
             .values(state=bindparam("state_"), reason=bindparam("reason_")), others)
     lo, hi = deliveries[0].seq, deliveries[-1].seq
     conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == pk, TARGETS.c.seq.between(lo, hi),
-                                       TARGETS.c.state == "pending").values(state=SENT))
+                                       TARGETS.c.state.in_((PENDING, SENDING))).values(state=SENT))

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, update
 from campaign_cli import lifecycle
 from campaign_cli.campaigns import campaign_json
 from campaign_cli.errors import CampaignError, Conflict, InvalidInput, NotFound
+from campaign_cli.sending import claims
 from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outbox, event_row
 from campaign_cli.sending.freeze import freeze_targets
 from campaign_cli.settings import Settings
@@ -127,7 +128,7 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
     used = conn.scalar(select(func.count()).select_from(MESSAGES).where(
         MESSAGES.c.campaign_id.is_not(None), MESSAGES.c.created_at >= month_start)) or 0
     # Targets that campaigns in progress have yet to send are spoken for.
-    reserved = conn.scalar(select(func.coalesce(func.sum(CAMPAIGNS.c.stats_targets - CAMPAIGNS.c.stats_done), 0))
+    reserved = conn.scalar(select(func.coalesce(func.sum(claims.outstanding_targets()), 0))
                            .where(CAMPAIGNS.c.status == lifecycle.IN_PROGRESS)) or 0
     left = max(settings.monthly_messages - used - reserved, 0)
     if targets > left:
@@ -138,7 +139,7 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
 def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str, type_: str, at: datetime) -> None:
     """Store a campaign.* event carrying the full campaign object, and queue it for the webhook."""
     row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
-    data = campaign_json(row)
+    data = campaign_json(claims.with_claim_stats(conn, [row])[0])
     conn.execute(EVENTS.insert(), [event_row(type_, at, campaign_id, user_id=row.sender_id, payload={"campaign": data})])
     outbox = Outbox(settings, campaign_id, row.skip_webhook, row.skip_push, at)
     outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data})
@@ -150,16 +151,16 @@ def due_campaigns(engine: Engine, settings: Settings,
                   only: list[str] | None = None) -> tuple[list[str], list[CampaignError]]:
     """Begin scheduled campaigns whose time has come (or stop those past stop_at); list campaigns ready to send.
 
-    Ready: in_progress and not leased by a live sender. Each scheduled campaign begins in its own
+    Ready: in_progress and, on SQLite, not leased by a live sender (on PostgreSQL senders share
+    campaigns). Each scheduled campaign begins in its own
     transaction: one that cannot (sender deleted, quota) is returned as a problem and the others go on.
     """
     current = now()
     scheduled = select(CAMPAIGNS.c.id, CAMPAIGNS.c.stop_at).where(
         CAMPAIGNS.c.status == lifecycle.SCHEDULED, CAMPAIGNS.c.scheduled_for <= current).order_by(CAMPAIGNS.c.pk)
-    ready = select(CAMPAIGNS.c.id).where(
-        CAMPAIGNS.c.status == lifecycle.IN_PROGRESS,
-        or_(CAMPAIGNS.c.lease_owner.is_(None), CAMPAIGNS.c.lease_expires_at < current),
-    ).order_by(CAMPAIGNS.c.pk)
+    ready = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == lifecycle.IN_PROGRESS).order_by(CAMPAIGNS.c.pk)
+    if not claims.shared_sending(engine):
+        ready = ready.where(or_(CAMPAIGNS.c.lease_owner.is_(None), CAMPAIGNS.c.lease_expires_at < current))
     if only is not None:
         scheduled = scheduled.where(CAMPAIGNS.c.id.in_(only))
         ready = ready.where(CAMPAIGNS.c.id.in_(only))

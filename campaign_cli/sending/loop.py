@@ -1,8 +1,14 @@
-"""The sender loop: lease a campaign, then plan and write batches until it is done, stopped or interrupted.
+"""The sender loop: claim a batch, plan and render it, write it; until the campaign is done, stopped or interrupted.
 
-Each batch is one transaction (see batch.py), so a crash loses at most the batch in hand, which
-the next sender redoes: nothing is lost and nothing is sent twice. A lease (owner, expiry),
-renewed every batch, keeps a second sender away; an expired lease is taken over.
+Each batch is written in one short transaction (see batch.py) that also marks its claim done
+(see claims.py), so a crash loses at most the batch in hand, which another sender (or the next
+one) redoes once the claim's lease runs out: nothing is lost and nothing is sent twice.
+Rendering happens before that transaction, so no template holds the database's write lock.
+
+With a remote backend (see campaign_cli/delivery) a batch has one more short transaction and no
+transaction is open while waiting on the network: mark the claimed targets `sending`, plan and
+deliver, write the results; a crash in between leaves them `sending`, and the sender that takes
+the claim over delivers them again under the same idempotency keys.
 """
 
 from __future__ import annotations
@@ -13,29 +19,34 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign_cli import lifecycle
-from campaign_cli.sending.batch import TARGETS, CampaignRun, plan_batch, write_batch
+from campaign_cli.delivery import Backend, open_backend
+from campaign_cli.sending import claims
+from campaign_cli.sending.batch import PENDING, SENDING, TARGETS, BatchResult, CampaignRun, Delivery, plan_batch, write_batch
+from campaign_cli.sending.claims import Claim, ClaimStats
 from campaign_cli.sending.control import record_campaign_event
 from campaign_cli.sending.events import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, Outbox
 from campaign_cli.sending.sinks import OutboxDrainer
 from campaign_cli.settings import Settings
 from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import Campaign
+from campaign_cli.store.statistics import Statistics
 from campaign_cli.timeutil import now
 
 CAMPAIGNS = Campaign.__table__
 
 COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
+# A remote batch holds this many targets per request the backend may have in flight.
+REMOTE_BATCH_PER_REQUEST = 16
 SENDER_PRAGMAS = {
     # A batch writes more than the default 4 MB autocheckpoint: checkpoint (and fsync) less often.
     "wal_autocheckpoint": 25_000,
@@ -98,8 +109,48 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class Heartbeat:
+    """Renews this sender's leases (its claims in hand, itself, and on SQLite the campaign) every third of
+    a lease, in its own thread and connection, so that a long batch never lets a live sender's lease expire."""
+
+    def __init__(self, engine: Engine, campaign_pk: int, owner: str, lease: timedelta, exclusive: bool):
+        self.engine, self.campaign_pk, self.owner, self.lease, self.exclusive = (
+            engine, campaign_pk, owner, lease, exclusive)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.lease.total_seconds() / 3):
+            try:
+                self.beat()
+            except SQLAlchemyError:
+                pass  # a beat lost to a busy or unreachable database; the next one may pass, or the lease expires
+
+    def beat(self) -> None:
+        """Push back every lease this sender holds."""
+        at = now()
+        with writing(self.engine) as conn:
+            claims.renew(conn, self.campaign_pk, self.owner, self.lease, at)
+            if self.exclusive:
+                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == self.campaign_pk,
+                                                     CAMPAIGNS.c.lease_owner == self.owner)
+                             .values(lease_expires_at=at + self.lease))
+
+
 class Sender:
-    """Sends campaigns in the foreground, one batch per transaction."""
+    """Sends campaigns in the foreground: claim a batch, plan and render it, write it in one short transaction.
+
+    On PostgreSQL any number of senders share a campaign through claims; on SQLite (one writer)
+    a sender also holds a lease on the campaign, which keeps a second sender away.
+    """
 
     def __init__(self, engine: Engine, settings: Settings, *, rate: float | None = None,
                  batch_size: int | None = None, on_progress: Callable[[Progress], None] | None = None):
@@ -112,7 +163,11 @@ class Sender:
         self.owner = new_owner()
         self.interrupted = threading.Event()
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.exclusive = not claims.shared_sending(engine)
+        self.statistics = Statistics(engine)
         self._left = 0
+        self.backend: Backend | None = None
+        self._batch_size = self.batch_size
 
     def interrupt(self) -> None:
         """Ask the loop to finish the batch in hand and return (Ctrl-C)."""
@@ -120,16 +175,27 @@ class Sender:
 
     def send(self, campaign_id: str) -> str:
         """Send one in_progress campaign until completed, stopped or interrupted; BUSY if another sender holds it."""
-        if not self._acquire(campaign_id):
+        if self.exclusive and not self._acquire(campaign_id):
             return BUSY
         try:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
                 run = CampaignRun(conn, campaign)
-            with _quiet_gc():
+            self.backend = open_backend(self.settings, self.engine)
+            self.backend.begin(run)
+            # A remote batch stays short, so that a retaken claim redoes few network calls.
+            concurrency = self.settings.delivery.matrix.concurrency
+            self._batch_size = min(self.batch_size, REMOTE_BATCH_PER_REQUEST * concurrency) \
+                if self.backend.remote else self.batch_size
+            with writing(self.engine) as conn:
+                claims.register_sender(conn, campaign.pk, self.owner, self.lease, now())
+            with Heartbeat(self.engine, campaign.pk, self.owner, self.lease, self.exclusive), _quiet_gc():
                 return self._loop(run)
         finally:
-            self._release(campaign_id)
+            if self.backend is not None:
+                self.backend.close()
+                self.backend = None
+            self._sign_off(campaign_id)
 
     def _acquire(self, campaign_id: str) -> bool:
         current = now()
@@ -141,78 +207,129 @@ class Sender:
             ).values(lease_owner=self.owner, lease_expires_at=current + self.lease))
             return result.rowcount == 1
 
-    def _release(self, campaign_id: str) -> None:
-        """Give the lease back; when that fails too (disk full, database gone) it simply expires."""
+    def _sign_off(self, campaign_id: str) -> None:
+        """Give the claims in hand and the lease back; when that fails too (disk full, database gone) they expire."""
         try:
             with writing(self.engine) as conn:
-                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner == self.owner)
+                pk = conn.scalar(select(CAMPAIGNS.c.pk).where(CAMPAIGNS.c.id == campaign_id))
+                claims.sign_off(conn, pk, self.owner, now())
+                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == pk, CAMPAIGNS.c.lease_owner == self.owner)
                              .values(lease_owner=None, lease_expires_at=None))
         except SQLAlchemyError:
             pass
 
     def _loop(self, run: CampaignRun) -> str:
         bucket = TokenBucket(self.rate, self.batch_size, self.interrupted.wait) if self.rate else None
-        self._left = run.campaign.stats_targets - run.campaign.stats_done
+        self._left = run.campaign.stats_targets
         while True:
             if self.interrupted.is_set():
                 return INTERRUPTED
             if bucket is not None and self._left > 0:
                 # Tokens for the targets the next batch will take: none for the final, empty one.
-                bucket.take(min(self.batch_size, self._left))
+                bucket.take(min(self._batch_size, self._left))
                 if self.interrupted.is_set():
                     return INTERRUPTED
-            outcome = self._batch(run)
-            if outcome is not None:
-                return outcome
+            step = self._claim(run)
+            if isinstance(step, Claim):
+                self._batch(run, step)
+            elif isinstance(step, float):
+                self.interrupted.wait(step)
+            else:
+                return step
 
-    def _batch(self, run: CampaignRun) -> str | None:
-        """Plan and write the next batch in one transaction; returns an outcome when the loop should end."""
+    def _claim(self, run: CampaignRun) -> Claim | float | str:
+        """In one short transaction: the next claim, or seconds to wait for other senders' claims, or an outcome."""
         at = now()
-        with writing(self.engine, SENDER_PRAGMAS) as conn:
+        with writing(self.engine) as conn:
             row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == run.campaign.pk)).one()
-            if row.lease_owner != self.owner or row.status != lifecycle.IN_PROGRESS:
+            if row.status != lifecycle.IN_PROGRESS or (self.exclusive and row.lease_owner != self.owner):
                 return STOPPED
             if row.stop_at is not None and row.stop_at <= at:
-                lifecycle.transition(conn, row.id, "stop")
-                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_STOPPED, at)
-                return STOPPED
+                return self._stop(conn, row, at)
+            claim = claims.retake_expired(conn, row.pk, self.owner, self.lease, at)
+            if claim is None:
+                claim = claims.claim_next(conn, row.pk, row.stats_targets, self._batch_size, self.owner, self.lease,
+                                          at)
+            if claim is claims.RETRY:
+                return 0.0
+            if claim is not None:
+                return claim
+            expiry = claims.next_lease_expiry(conn, row.pk)
+            if expiry is None:
+                return self._complete(conn, row, at)
+            # Other senders hold the last claims: wait until they are written or their leases run out.
+            return min(max((expiry - at).total_seconds(), 0.0) + 0.01, self.lease.total_seconds() / 3, 1.0)
+
+    def _stop(self, conn: Connection, row: Any, at: datetime) -> str:
+        """`stop_at` has passed: stop the campaign, once even when several senders notice together."""
+        status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.pk == row.pk).with_for_update())
+        if status == lifecycle.IN_PROGRESS:
+            lifecycle.transition(conn, row.id, "stop")
+            record_campaign_event(conn, self.settings, row.id, CAMPAIGN_STOPPED, at)
+        return STOPPED
+
+    def _complete(self, conn: Connection, row: Any, at: datetime) -> str:
+        """Every target is written: complete the campaign and record `campaign.completed`, once."""
+        status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.pk == row.pk).with_for_update())
+        if status == lifecycle.IN_PROGRESS:
+            claims.fold(conn, row.pk)
+            lifecycle.transition(conn, row.id, "complete", stats_completed_at=at)
+            record_campaign_event(conn, self.settings, row.id, CAMPAIGN_COMPLETED, at)
+        final = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk)).one()
+        self._report(final)
+        return COMPLETED if final.status == lifecycle.COMPLETED else STOPPED
+
+    def _batch(self, run: CampaignRun, claim: Claim) -> None:
+        """Plan and render the claimed targets with no write transaction open (and deliver them, with a
+        remote backend), then write them in one short transaction."""
+        assert self.backend is not None
+        if self.backend.remote and not self._mark_sending(claim):
+            return
+        deliveries = self._plan(run, claim)
+        if self.backend.remote:
+            self.backend.deliver(run, deliveries)
+        at = now()
+        with writing(self.engine, SENDER_PRAGMAS) as conn:
+            if not claims.hold(conn, claim, self.owner):
+                return  # the lease went to another sender, who writes this claim
+            outbox = Outbox(self.settings, run.campaign.id, run.campaign.skip_webhook, run.campaign.skip_push, at)
+            result = write_batch(conn, run, deliveries, at, outbox)
+            claims.mark_done(conn, claim, _claim_stats(result), at)
+            progress = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == claim.campaign_pk)).one()
+            progress, = claims.with_claim_stats(conn, [progress])
+        self.statistics.grew(result.channels_created + result.messages)
+        self._left = progress.stats_targets - progress.stats_done
+        self._report(progress)
+
+    def _mark_sending(self, claim: Claim) -> bool:
+        """Record the intent to deliver the claimed targets (a remote backend); False when the claim was lost."""
+        with writing(self.engine) as conn:
+            if not claims.hold(conn, claim, self.owner):
+                return False
+            conn.execute(update(TARGETS).where(TARGETS.c.campaign_pk == claim.campaign_pk,
+                                               TARGETS.c.seq.between(claim.lo, claim.hi),
+                                               TARGETS.c.state == PENDING).values(state=SENDING))
+        return True
+
+    def _plan(self, run: CampaignRun, claim: Claim) -> list[Delivery]:
+        """Read, resolve and render the claimed targets, writing nothing."""
+        with reading(self.engine) as conn:
             targets = conn.execute(
                 select(TARGETS.c.seq, TARGETS.c.target_id, TARGETS.c.kind)
-                .where(TARGETS.c.campaign_pk == row.pk, TARGETS.c.seq > row.stats_done)
-                .order_by(TARGETS.c.seq).limit(self.batch_size)
+                .where(TARGETS.c.campaign_pk == claim.campaign_pk, TARGETS.c.seq.between(claim.lo, claim.hi))
+                .order_by(TARGETS.c.seq)
             ).all()
-            if not targets:
-                lifecycle.transition(conn, row.id, "complete", stats_completed_at=at)
-                record_campaign_event(conn, self.settings, row.id, CAMPAIGN_COMPLETED, at)
-                self._report(row)
-                return COMPLETED
-            outbox = Outbox(self.settings, row.id, row.skip_webhook, row.skip_push, at)
-            deliveries = plan_batch(conn, run, [tuple(t) for t in targets])
-            result = write_batch(conn, run, deliveries, at, outbox)
-            skipped = Counter(row.stats_skipped or {})
-            skipped.update(result.skipped)
-            values = dict(
-                stats_done=row.stats_done + result.done,
-                stats_messages_sent=row.stats_messages_sent + result.messages,
-                stats_channels_created=row.stats_channels_created + result.channels_created,
-                stats_users_sent=row.stats_users_sent + result.users_sent,
-                stats_failed=row.stats_failed + result.failed,
-                stats_skipped=dict(skipped),
-                lease_expires_at=at + self.lease,
-                updated_at=at,
-            )
-            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk).values(**values))
-        self._left = row.stats_targets - values["stats_done"]
-        self._report(row, values)
-        return None
+            return plan_batch(conn, run, [tuple(t) for t in targets])
 
-    def _report(self, row: Any, values: dict | None = None) -> None:
-        values = values or {}
-        skipped = values.get("stats_skipped", row.stats_skipped) or {}
+    def _report(self, row: Any) -> None:
         self.on_progress(Progress(
-            campaign_id=row.id, done=values.get("stats_done", row.stats_done), total=row.stats_targets,
-            messages=values.get("stats_messages_sent", row.stats_messages_sent),
-            skipped=sum(skipped.values()), failed=values.get("stats_failed", row.stats_failed)))
+            campaign_id=row.id, done=row.stats_done, total=row.stats_targets, messages=row.stats_messages_sent,
+            skipped=sum((row.stats_skipped or {}).values()), failed=row.stats_failed))
+
+
+def _claim_stats(result: BatchResult) -> ClaimStats:
+    return ClaimStats(result.messages, result.channels_created, result.users_sent, result.failed, result.skipped,
+                      result.failed_reasons)
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def insert_statement(conn: Connection, table: Table) -> Any:
+    """An INSERT into `table` in the connection's dialect, for ON CONFLICT clauses."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
         return sqlite.insert(table)
@@ -26,7 +27,7 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: Seq
     """Insert rows, replacing every other column of a row whose `keys` already exist."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = insert_statement(conn, table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
 
@@ -35,7 +36,7 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     """Insert rows, skipping those that clash with an existing key; returns how many were inserted."""
     if not rows:
         return 0
-    result = conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+    result = conn.execute(insert_statement(conn, table).on_conflict_do_nothing(), rows)
     return max(result.rowcount, 0)
 
 
@@ -77,21 +78,31 @@ class Prepared:
 
 
 class RawInsert:
-    """An INSERT of `columns` into `table`, prepared once per dialect (see `Prepared`)."""
+    """An INSERT of `columns` into `table`, prepared once per dialect (see `Prepared`).
 
-    def __init__(self, table: Table, columns: Sequence[str]):
-        self.statement = table.insert().values({c: bindparam(c) for c in columns})
+    With `ignore_conflicts`, rows that clash with an existing key are skipped (ON CONFLICT DO NOTHING).
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str], *, ignore_conflicts: bool = False):
+        self.table = table
         self.columns = list(columns)
+        self.ignore_conflicts = ignore_conflicts
         self._prepared: dict[str, Prepared] = {}
 
-    def execute(self, conn: Connection, rows: list[tuple]) -> None:
-        """Insert `rows`: tuples of driver values in the order of `columns`."""
+    def execute(self, conn: Connection, rows: list[tuple]) -> int:
+        """Insert `rows`: tuples of driver values in the order of `columns`; returns how many were inserted."""
         if not rows:
-            return
+            return 0
         name = conn.dialect.name
         if name not in self._prepared:
-            self._prepared[name] = Prepared(conn, self.statement, self.columns)
-        self._prepared[name].execute(conn, rows)
+            self._prepared[name] = Prepared(conn, self._statement(conn), self.columns)
+        return self._prepared[name].execute(conn, rows).rowcount
+
+    def _statement(self, conn: Connection) -> Any:
+        values = {c: bindparam(c) for c in self.columns}
+        if self.ignore_conflicts:
+            return insert_statement(conn, self.table).values(values).on_conflict_do_nothing()
+        return self.table.insert().values(values)
 
 
 def converter(conn: Connection, column: Any) -> Callable[[Any], Any]:

@@ -123,6 +123,27 @@ class Message(SQLModel, table=True):
     custom: dict = _json(dict)
     campaign_id: str | None = None
     created_at: datetime | None = _time(nullable=False)
+    # Where a remote backend delivered it (null for the built-in chat store).
+    delivery_backend: str | None = None
+    remote_room_id: str | None = None
+    remote_event_id: str | None = None
+
+
+class RemoteRoom(SQLModel, table=True):
+    """A room on a remote chat server, recorded before it is created and completed after.
+
+    A row whose `room_id` is still null is an intent whose outcome is unknown (the sender died
+    around the creation call): the backend looks for the room on the server before creating another.
+    """
+
+    __tablename__ = "remote_rooms"
+    __table_args__ = (Index("ux_remote_rooms_key", "backend", "owner", "key", unique=True),)
+    pk: int | None = Field(default=None, primary_key=True)
+    backend: str
+    owner: str  # the account that creates and owns the room, e.g. @acme:example.org
+    key: str  # what the room is for: dm:@bob:example.org, alias:#launch:example.org
+    room_id: str | None = None
+    created_at: datetime | None = _time(nullable=False)
 
 
 class Event(SQLModel, table=True):
@@ -232,6 +253,9 @@ class Campaign(SQLModel, table=True):
     stats_users_sent: int = 0
     stats_skipped: dict = _json(dict)
     stats_failed: int = 0
+    stats_failed_reasons: dict = _json(dict)
+    # The remote device a remote backend sends from: transaction ids are only deduplicated per device.
+    delivery_device: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _time()
 
@@ -245,5 +269,37 @@ class CampaignTarget(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     target_id: str = Field(sa_column=Column(String(512), nullable=False))
     kind: str  # user | channel
-    state: str = "pending"  # pending | sent | skipped | failed
+    state: str = "pending"  # pending | sending (handed to a remote backend) | sent | skipped | failed
     reason: str | None = None
+
+
+class CampaignClaim(SQLModel, table=True):
+    """A range of a campaign's targets (seq `lo`..`hi`) claimed by one sender, with its lease and, once
+    written, its stats. Stats live here rather than on the campaign row, so that concurrent senders never
+    update one hot row; they are added to the campaign's (`folded`) when it completes."""
+
+    __tablename__ = "campaign_claims"
+    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
+    lo: int = Field(primary_key=True)
+    hi: int
+    owner: str = Field(sa_column=Column(String(255), nullable=False))
+    lease_expires_at: datetime | None = _time(nullable=False)
+    done_at: datetime | None = _time()
+    messages: int = 0
+    channels_created: int = 0
+    users_sent: int = 0
+    failed: int = 0
+    skipped: dict = _json(dict)
+    failed_reasons: dict = _json(dict)
+    folded: bool = False
+
+
+class CampaignSender(SQLModel, table=True):
+    """A sender process that worked on a campaign: when it was last seen, and until when it is live."""
+
+    __tablename__ = "campaign_senders"
+    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
+    owner: str = Field(sa_column=Column(String(255), primary_key=True))
+    started_at: datetime | None = _time(nullable=False)
+    last_seen: datetime | None = _time(nullable=False)
+    lease_expires_at: datetime | None = _time()
