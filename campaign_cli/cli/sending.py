@@ -292,7 +292,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
 def _stopped_line(engine: Any, campaign_id: str) -> list[str]:
     """`stopped at 13,000 of 16,669 targets; …` for a campaign that ended stopped (nothing if another sender has it)."""
     with reading(engine) as conn:
-        row = get_campaign_row(conn, campaign_id)
+        row = live_campaign_row(conn, campaign_id)
     if row.status != "stopped":
         return []
     return [f"campaign {campaign_id} stopped at {row.stats_done:,} of {row.stats_targets:,} targets; "
