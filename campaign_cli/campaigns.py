@@ -311,6 +311,8 @@ def _check_channel_template(spec: dict, kinds: set[str], problems: list[str]) ->
     for key in ("type", "id", "team"):
         if template.get(key) is not None and not isinstance(template[key], str):
             problems.append(f"channel_template.{key}: must be a string")
+    if isinstance(template.get("type"), str) and ":" in template["type"]:
+        problems.append("channel_template.type: cannot contain ':' (a cid is type:id)")
     _check_mapping(template, "custom", "channel_template.custom", problems)
     _check_members(template, problems)
 

@@ -116,6 +116,16 @@ def _members(record: dict, where: str) -> list[dict]:
     return list(members.values())
 
 
+def _with_cid_parts(record: dict, where: str) -> dict:
+    """A record's `cid` split into `type` and `id`; a `type` or `id` given beside it must agree with it."""
+    cid = check_id(record["cid"], where, "cid")
+    parts = dict(zip(("type", "id"), split_cid(cid, where)))
+    for key, value in parts.items():
+        if record.get(key) is not None and record[key] != value:
+            raise InvalidInput(f"{where}: 'cid' {cid!r} disagrees with '{key}' {record[key]!r}")
+    return {**record, **parts}
+
+
 def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any], list[dict]]:
     """Validate one channel record: the `channels` row and its members.
 
@@ -123,8 +133,8 @@ def channel_row(record: Any, where: str, stamp: datetime) -> tuple[dict[str, Any
     """
     if not isinstance(record, dict):
         raise InvalidInput(f"{where}: a channel record must be an object, got {type(record).__name__}")
-    if record.get("cid") and not record.get("id"):
-        record = {**record, **dict(zip(("type", "id"), split_cid(record["cid"], where)))}
+    if record.get("cid") is not None:
+        record = _with_cid_parts(record, where)
     kind = check_id(record.get("type"), where, "type")
     if ":" in kind:
         raise InvalidInput(f"{where}: 'type' cannot contain ':'")

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, Float, String
 
 from campaign_cli.errors import InvalidInput
+from campaign_cli.limits import MAX_IN, MAX_TIME_IN, check_value, loads
+from campaign_cli.store.bulk import in_values, json_array_table
 from campaign_cli.timeutil import parse_time
 
 SCALAR_OPS = {"$eq", "$ne", "$in", "$nin", "$exists"}
@@ -74,21 +76,22 @@ def parse_filter_text(text: str | None, what: str = "--filter") -> dict | None:
     """Parse a filter given on the command line; not-JSON or not-an-object is exit 3."""
     if text is None or text == "":
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{what}: not valid JSON: {exc.msg} at column {exc.colno}") from None
+    value = loads(text, what)
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: a filter must be a JSON object")
     return value
 
 
 def compile_filter(filter_: dict | None, schema: FilterSchema, what: str = "filter") -> ColumnElement[bool]:
-    """Compile a filter object into one SQL boolean expression over `schema`'s table."""
+    """Compile a filter object into one SQL boolean expression over `schema`'s table.
+
+    The filter is checked against the limits (depth, 64-bit integers, NaN, NUL) before any work.
+    """
     if filter_ is None:
         return true()
     if not isinstance(filter_, dict):
         raise InvalidInput(f"{what}: a filter must be a JSON object")
+    check_value(filter_, what)
     return _Compiler(schema, what).node(filter_)
 
 
@@ -157,7 +160,10 @@ class _Compiler:
             return value
         if op in ("$in", "$nin"):
             if not isinstance(value, list):
-                raise bad(f"field {name!r}: {op} takes a list, got {json.dumps(value)}")
+                raise bad(f"field {name!r}: {op} takes a list, got {_short(value)}")
+            limit = MAX_TIME_IN if spec.kind == "time" else MAX_IN
+            if len(value) > limit:
+                raise bad(f"field {name!r}: {op} takes at most {limit:,} values, got {len(value):,}")
             return [self.scalar(name, spec, op, v) for v in value]
         if op == "$autocomplete":
             if not isinstance(value, str):
@@ -170,7 +176,7 @@ class _Compiler:
 
     def scalar(self, name: str, spec: FieldSpec, op: str, value: Any) -> Any:
         if value is None or isinstance(value, (dict, list)):
-            raise self.fail(f"field {name!r}: {op} takes a scalar (string, number or bool), got {json.dumps(value)}")
+            raise self.fail(f"field {name!r}: {op} takes a scalar (string, number or bool), got {_short(value)}")
         expected = {"string": str, "time": str, "members": str, "list": str}.get(spec.kind)
         if spec.kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise self.fail(f"field {name!r}: {op} takes a number")
@@ -183,6 +189,11 @@ class _Compiler:
         return value
 
 
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _column(col: Any, op: str, value: Any, nullable: bool) -> ColumnElement[bool]:
     present = col.is_not(None) if nullable else true()
     if op == "$exists":
@@ -193,9 +204,20 @@ def _column(col: Any, op: str, value: Any, nullable: bool) -> ColumnElement[bool
         return not_(_column(col, "$in", value, nullable))
     if op == "$autocomplete":
         return and_(present, func.substr(col, 1, len(value)) == value)
-    compare = {"$eq": col.__eq__, "$gt": col.__gt__, "$gte": col.__ge__, "$lt": col.__lt__,
-               "$lte": col.__le__, "$in": col.in_}[op]
+    if op == "$in":
+        return and_(present, _column_in(col, value))
+    compare = {"$eq": col.__eq__, "$gt": col.__gt__, "$gte": col.__ge__, "$lt": col.__lt__, "$lte": col.__le__}[op]
     return and_(present, compare(value))
+
+
+def _column_in(col: Any, values: list[Any]) -> ColumnElement[bool]:
+    """`col IN values`; strings and numbers are sent as one JSON parameter, whatever their count."""
+    if not values:
+        return false()
+    if isinstance(values[0], (datetime, bool)):
+        return col.in_(list(dict.fromkeys(values)))  # true and false, or at most MAX_TIME_IN times
+    listed = json_array_table(values).c.value
+    return col.in_(select(listed if isinstance(values[0], str) else json_number(listed)))
 
 
 def _custom(doc: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
@@ -212,14 +234,27 @@ def _custom(doc: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
         text = json_scalar(doc, key, "string")
         return and_(func.substr(text, 1, len(value)) == value, json_is(doc, key, "string"))
     if op == "$in":
-        parts = [_custom(doc, key, "$eq", v) for v in value]
-        return or_(*parts) if parts else false()
+        return _custom_in(doc, key, value)
     kind = _kind_of(value)
     scalar = json_scalar(doc, key, kind)
     compare = {"$eq": scalar.__eq__, "$gt": scalar.__gt__, "$gte": scalar.__ge__,
                "$lt": scalar.__lt__, "$lte": scalar.__le__}[op]
     # The comparison first: on SQLite it rules out most rows before the type is looked at.
     return and_(compare(value), json_is(doc, key, kind))
+
+
+def _custom_in(doc: Any, key: str, values: list[Any]) -> ColumnElement[bool]:
+    """`doc[key]` equals one of `values`: numbers and strings each sent as one JSON parameter."""
+    parts = []
+    for kind in ("number", "string"):
+        of_kind = [v for v in values if _kind_of(v) == kind]
+        if of_kind:
+            scalar = json_scalar(doc, key, kind)
+            listed = json_array_table(of_kind).c.value
+            parts.append(and_(scalar.in_(select(json_number(listed) if kind == "number" else listed)),
+                              json_is(doc, key, kind)))
+    parts.extend(_custom(doc, key, "$eq", flag) for flag in (True, False) if any(v is flag for v in values))
+    return or_(*parts) if parts else false()
 
 
 def _list(col: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -230,8 +265,7 @@ def _list(col: Any, op: str, value: Any) -> ColumnElement[bool]:
         return json_array_contains(col, None, value)
     if op == "$nin":
         return not_(_list(col, "$in", value))
-    parts = [json_array_contains(col, None, v) for v in value]
-    return or_(*parts) if parts else false()
+    return json_array_overlaps(col, value) if value else false()
 
 
 def _members(match: Callable[[Any], ColumnElement] | None, op: str, value: Any) -> ColumnElement[bool]:
@@ -377,6 +411,47 @@ def _contains_postgresql(element: json_array_contains, compiler: Any, **kw: Any)
             f"AND COALESCE({target}::jsonb @> jsonb_build_array({value}), false))")
 
 
+class json_array_overlaps(FunctionElement):
+    """True when the JSON array `doc` (of strings, like `teams`) holds any of `values`, sent as one JSON parameter."""
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, doc: Any, values: list[str]):
+        super().__init__(doc, bindparam(None, json.dumps(values), type_=String()))
+
+
+@compiles(json_array_overlaps, "sqlite")
+def _overlaps_sqlite(element: json_array_overlaps, compiler: Any, **kw: Any) -> str:
+    doc, values = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(COALESCE(json_type({doc}), '') = 'array' AND EXISTS (SELECT 1 FROM json_each({doc}) AS je "
+            f"WHERE je.type = 'text' AND je.value IN (SELECT value FROM json_each({values}))))")
+
+
+@compiles(json_array_overlaps, "postgresql")
+def _overlaps_postgresql(element: json_array_overlaps, compiler: Any, **kw: Any) -> str:
+    doc, values = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(COALESCE(json_typeof({doc}), '') = 'array' AND COALESCE({doc}::jsonb ?| "
+            f"ARRAY(SELECT json_array_elements_text(CAST({values} AS json))), false))")
+
+
+class json_number(FunctionElement):
+    """A number taken from a JSON array table's `value` column (text on PostgreSQL, a number on SQLite)."""
+
+    inherit_cache = True
+    type = Float()
+
+
+@compiles(json_number, "sqlite")
+def _json_number_sqlite(element: json_number, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(json_number, "postgresql")
+def _json_number_postgresql(element: json_number, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS double precision)"
+
+
 def _json_path(key: str) -> str:
     return '$."' + key.replace('"', '\\"') + '"'
 
@@ -386,7 +461,7 @@ def member_exists(member_table: Any, channel_key: Any) -> Callable[[list[str]], 
 
     def match(ids: list[str]) -> ColumnElement[bool]:
         return exists(
-            select(literal(1)).where(member_table.c.channel_pk == channel_key, member_table.c.user_id.in_(ids))
+            select(literal(1)).where(member_table.c.channel_pk == channel_key, in_values(member_table.c.user_id, ids))
         )
 
     return match

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from campaign_cli.campaigns import get_campaign_row
+from campaign_cli.limits import RenderLimits
 from campaign_cli.paging import check_limit
 from campaign_cli.sending.batch import SENT, TARGETS, CampaignRun, Delivery, plan_batch
 from campaign_cli.sending.freeze import first_targets
@@ -14,12 +15,12 @@ from campaign_cli.store.engine import reading
 from campaign_cli.templates import missing_fields
 
 
-def preview(engine: Engine, campaign_id: str, limit: int) -> list[dict[str, Any]]:
+def preview(engine: Engine, campaign_id: str, limit: int, limits: RenderLimits = RenderLimits()) -> list[dict[str, Any]]:
     """The next `limit` targets: channel, what would happen, rendered text and template fields missing for them."""
     check_limit(limit, 1000)
     with reading(engine) as conn:
         campaign = get_campaign_row(conn, campaign_id)
-        run = CampaignRun(conn, campaign)
+        run = CampaignRun(conn, campaign, limits)
         if campaign.stats_started_at is None:
             targets = first_targets(conn, campaign, limit)
         else:

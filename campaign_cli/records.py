@@ -13,6 +13,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -20,11 +21,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from campaign_cli.errors import InvalidInput
+from campaign_cli.files import open_file
+from campaign_cli.limits import MAX_DEPTH, MAX_RECORD, STRICT_JSON, check_value
 
 FORMATS = ("jsonl", "json", "csv")
 CHUNK = 1 << 20
-MAX_RECORD = 16 << 20
 BOM = "\ufeff"
+# What may hide a value beyond the limits: an escape (NUL, a lone surrogate), a NUL, a long
+# number (beyond 64 bits or 1e999), deep nesting. Only records whose text shows one of these
+# are walked by `check_value`, which keeps the check off the hot path of a large import.
+_SUSPECT = re.compile(r"\\u|\x00|\d{19}|[eE][+-]?\d{3}")
 
 
 class RecordSource:
@@ -45,7 +51,7 @@ class RecordSource:
 
     def records(self) -> Iterator[tuple[int, Any]]:
         """Yield `(line, value)` for every record in the file."""
-        self._raw = _stdin() if self.name == "-" else open(self.name, "rb")  # noqa: SIM115
+        self._raw = _stdin() if self.name == "-" else open_file(self.name)
         reader = {"jsonl": _jsonl, "json": _json_array, "csv": _csv}[self._detect()]
         try:
             yield from reader(self._raw, self.name)
@@ -92,7 +98,7 @@ def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
     """
     for line_no, line in enumerate(iter(partial(raw.readline, MAX_RECORD + 1), b""), 1):
         if len(line) > MAX_RECORD:
-            raise InvalidInput(f"{name}:{line_no}: a line longer than {MAX_RECORD >> 20} MB")
+            raise InvalidInput(f"{name}:{line_no}: a record larger than {MAX_RECORD >> 20} MB")
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -100,8 +106,15 @@ def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
         yield line_no, text.removeprefix(BOM) if line_no == 1 else text
 
 
+def _checked(record: Any, text: str, where: str) -> Any:
+    """`record` when it is within the limits (see campaign_cli.limits), parsed from `text`."""
+    if _SUSPECT.search(text) or text.count("[") + text.count("{") > MAX_DEPTH:
+        check_value(record, where)
+    return record
+
+
 def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
-    loads = json.loads
+    loads = STRICT_JSON.decode
     for line_no, line in _lines(raw, name):
         try:
             record = loads(line)
@@ -110,17 +123,16 @@ def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
                 continue
             column = min(exc.pos, len(line.rstrip("\r\n"))) + 1  # not past the end of the line
             raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {column}") from None
-        if "\\u" in line:
-            _check_unicode(record, name, line_no)
-        yield line_no, record
+        except (ValueError, RecursionError) as exc:
+            raise _unparsable(exc, f"{name}:{line_no}") from None
+        yield line_no, _checked(record, line, f"{name}:{line_no}")
 
 
-def _check_unicode(record: Any, name: str, line: int) -> None:
-    """A `\\ud800`-style escape can smuggle a lone surrogate into a string, which no database can store."""
-    try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{name}:{line}: text holds a lone surrogate escape (like \\ud800), not valid Unicode") from None
+def _unparsable(exc: Exception, where: str) -> InvalidInput:
+    """NaN or Infinity, an integer of thousands of digits, or nesting past Python's recursion limit."""
+    if isinstance(exc, RecursionError):
+        return InvalidInput(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    return InvalidInput(f"{where}: bad JSON: {exc}")
 
 
 def _json_array(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
@@ -133,7 +145,7 @@ class _ArrayReader:
     def __init__(self, raw: BinaryIO, name: str):
         self.raw, self.name = raw, name
         self.buf, self.pos, self.line, self.eof = "", 0, 1, False
-        self.decoder = json.JSONDecoder()
+        self.decoder = STRICT_JSON
         self.utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         self.lines_decoded = 0  # newlines in the bytes decoded so far, to place a bad byte
 
@@ -189,15 +201,19 @@ class _ArrayReader:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                too_big = len(self.buf) - self.pos > MAX_RECORD
-                if self.eof or too_big or not self.fill():
+                if len(self.buf) - self.pos > MAX_RECORD:
+                    raise InvalidInput(f"{self.name}:{self.line}: a record larger than {MAX_RECORD >> 20} MB") from None
+                if self.eof or not self.fill():
                     self.line += self.buf.count("\n", self.pos, exc.pos)
                     raise self.fail(exc.msg) from None
                 continue
+            except (ValueError, RecursionError) as exc:
+                raise _unparsable(exc, f"{self.name}:{self.line}") from None
             if end == len(self.buf) and not self.eof and self.fill():
                 continue  # a number may go on in the next chunk
-            if self.buf.find("\\u", self.pos, end) >= 0:
-                _check_unicode(value, self.name, self.line)
+            if end - self.pos > MAX_RECORD:
+                raise InvalidInput(f"{self.name}:{self.line}: a record larger than {MAX_RECORD >> 20} MB")
+            _checked(value, self.buf[self.pos:end], f"{self.name}:{self.line}")
             self.line += self.buf.count("\n", self.pos, end)
             self.pos = end
             return value
@@ -208,26 +224,43 @@ class _ArrayReader:
 
 
 def _csv(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(text for _, text in _lines(raw, name))
+    """CSV read strictly: a duplicated column, a row longer than the header or a quote left open is exit 3."""
+    reader = csv.DictReader((text for _, text in _lines(raw, name)), strict=True)
     try:
         if reader.fieldnames is None:
             return
-        if "id" not in reader.fieldnames:
-            raise InvalidInput(f"{name}:1: CSV has no 'id' column")
+        _check_header(reader.fieldnames, name)
         for row in reader:
             if None in row:
                 raise InvalidInput(f"{name}:{reader.line_num}: more cells than columns in the header")
-            yield reader.line_num, {k: _csv_cell(k, v) for k, v in row.items() if v not in (None, "") or k == "id"}
+            where = f"{name}:{reader.line_num}"
+            record = {k: _csv_cell(k, v, where) for k, v in row.items() if v not in (None, "") or k == "id"}
+            yield reader.line_num, check_value(record, where)
     except csv.Error as exc:
-        raise InvalidInput(f"{name}:{reader.line_num}: bad CSV: {exc}") from None
+        # line_num counts the lines of the rows read whole: the bad row starts on the next line.
+        problem = "a quoted cell is still open at the end of the file" if "end of data" in str(exc) else exc
+        raise InvalidInput(f"{name}:{reader.line_num + 1}: bad CSV: {problem}") from None
+
+
+def _check_header(columns: list[str], name: str) -> None:
+    if "id" not in columns:
+        raise InvalidInput(f"{name}:1: CSV has no 'id' column")
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InvalidInput(f"{name}:1: CSV column {column!r} appears twice in the header")
+        seen.add(column)
 
 
 _CSV_TEXT_FIELDS = {"id", "name", "role", "language", "type", "team", "created_by_id", "cid",
                     "created_at", "updated_at", "last_active"}
 
 
-def _csv_cell(key: str, value: str) -> Any:
-    """CSV has no types: a cell that reads as a JSON number, bool, array or object becomes one."""
+def _csv_cell(key: str, value: str, where: str) -> Any:
+    """CSV has no types: a cell that reads as a JSON number, bool, array or object becomes one.
+
+    A cell that is not strict JSON (`NaN`, `-Infinity`, `{oops`) stays text.
+    """
     if key in _CSV_TEXT_FIELDS:
         return value
     if key in ("teams", "members") and not value.startswith("["):
@@ -241,7 +274,9 @@ def _csv_cell(key: str, value: str) -> Any:
         return value
     if value[:1] in "[{-0123456789tf":
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+            return STRICT_JSON.decode(value)
+        except RecursionError:
+            raise InvalidInput(f"{where}: column {key!r}: nested deeper than {MAX_DEPTH} levels") from None
+        except ValueError:
             return value
     return value

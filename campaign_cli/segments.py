@@ -26,6 +26,7 @@ from campaign_cli.audience import SEGMENT_TARGETS, SEGMENTS, is_manual, segment_
 from campaign_cli.channels import CHANNEL_FILTER
 from campaign_cli.definitions import check_keys, load_definitions
 from campaign_cli.errors import Conflict, InvalidInput, NotFound
+from campaign_cli.files import open_file
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
 from campaign_cli.store.bulk import json_array_table
@@ -65,8 +66,9 @@ _SYNC_IDS = Table(
 )
 _WHITE_SPACE = re.compile(r"\s")
 # The common case in one C call per id; the slow checks below only name what is wrong.
-_USER_ID = re.compile(rf"\S{{1,{MAX_ID}}}")
-_CID = re.compile(rf"[^\s:]{{1,{MAX_ID}}}:\S{{1,{MAX_ID}}}")
+# NUL is refused like white space: PostgreSQL cannot store it, so neither store takes it.
+_USER_ID = re.compile(rf"[^\s\x00]{{1,{MAX_ID}}}")
+_CID = re.compile(rf"[^\s:\x00]{{1,{MAX_ID}}}:[^\s\x00]{{1,{MAX_ID}}}")
 
 
 # ---------------------------------------------------------------- target sources
@@ -123,16 +125,7 @@ class TargetSource:
             yield str(value)
 
     def _file_lines(self) -> Iterator[str]:
-        path = Path(self.name)
-        if path.is_dir():
-            raise InvalidInput(f"{self.name}: is a folder, not a file")
-        try:
-            stream = path.open("rb")
-        except FileNotFoundError:
-            raise InvalidInput(f"{self.name}: file not found") from None
-        except OSError as exc:
-            raise InvalidInput(f"{self.name}: cannot read: {exc.strerror}") from None
-        with stream:
+        with open_file(self.name) as stream:
             yield from self._decoded(stream)
 
     def _decoded(self, stream: BinaryIO) -> Iterator[str]:
@@ -143,11 +136,16 @@ class TargetSource:
                 raise InvalidInput(f"{self._where(number)}: not valid UTF-8") from None
 
 
+_NUL_PROBLEM = "target id holds a NUL character (\\u0000), which cannot be stored"
+
+
 def _user_target_problem(target: str) -> str | None:
     if _USER_ID.fullmatch(target):
         return None
     if _WHITE_SPACE.search(target):
         return f"target id {target!r} contains white space"
+    if "\x00" in target:
+        return _NUL_PROBLEM
     if len(target) > MAX_ID:
         return f"user id is longer than {MAX_ID} characters"
     return None
@@ -158,6 +156,8 @@ def _channel_target_problem(target: str) -> str | None:
         return None
     if _WHITE_SPACE.search(target):
         return f"target id {target!r} contains white space"
+    if "\x00" in target:
+        return _NUL_PROBLEM
     kind, sep, channel_id = target.partition(":")
     if not sep or not kind or not channel_id:
         return f"{target!r} is not a channel cid (type:id)"

@@ -7,31 +7,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from campaign_cli.definitions import load_yaml
 from campaign_cli.errors import InvalidInput
+from campaign_cli.limits import DEFAULT_MAX_TEXT_LENGTH, RenderLimits
 
 DEFAULT_DB = "campaign.db"
 DEFAULT_BATCH_SIZE = 5000
 
-# The keys a config file may hold, and the type of each leaf.
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric config value: its type and its range (`above`: strictly greater than `minimum`),
+    so that a typo cannot make the sender spin or hang."""
+
+    kind: type | tuple[type, ...]
+    minimum: float
+    maximum: float | None = None
+    above: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not acceptable, or None."""
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return "has the wrong type"
+        low, high = f"{self.minimum}", f"{self.maximum}" if self.maximum is not None else None
+        if self.above and not value > self.minimum:
+            return f"must be greater than {low}" + (f" and at most {high}" if high else "") + f", got {value}"
+        if value < self.minimum or (high is not None and value > self.maximum):
+            return (f"must be between {low} and {high}" if high else f"must be at least {low}") + f", got {value}"
+        return None
+
+
+_SECONDS = Number((int, float), 0, 86_400, above=True)
+_ATTEMPTS = Number(int, 1, 100)
+_CONCURRENCY = Number(int, 1, 1_000)
+
+# The keys a config file may hold, and the type (or the Number range) of each leaf.
 CONFIG_SCHEMA: dict[str, Any] = {
     "db": str,
-    "webhook": {"url": str, "secret": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
-    "push": {"url": str, "timeout": (int, float), "max_attempts": int, "concurrency": int},
-    "sending": {"rate": (int, float), "batch_size": int, "lease_seconds": (int, float)},
-    "quota": {"monthly_messages": int},
+    "webhook": {"url": str, "secret": str, "timeout": _SECONDS, "max_attempts": _ATTEMPTS, "concurrency": _CONCURRENCY},
+    "push": {"url": str, "timeout": _SECONDS, "max_attempts": _ATTEMPTS, "concurrency": _CONCURRENCY},
+    "sending": {"rate": Number((int, float), 0, above=True), "batch_size": Number(int, 1, 100_000),
+                "lease_seconds": _SECONDS},
+    "quota": {"monthly_messages": Number(int, 0)},
+    "templates": {"max_text_length": Number(int, 1, 1_000_000)},
     "delivery": {
         "backend": str,
-        "matrix": {"homeserver": str, "access_token": str, "admin_token": str, "concurrency": int,
-                   "timeout": (int, float), "max_attempts": int},
+        "matrix": {"homeserver": str, "access_token": str, "admin_token": str, "concurrency": Number(int, 1, 256),
+                   "timeout": Number((int, float), 0.1, 600), "max_attempts": _ATTEMPTS},
     },
 }
 BACKENDS = ("local", "matrix")
 MATRIX_TOKEN_ENV = "CAMPAIGN_MATRIX_TOKEN"
-# Bounds on numbers a config file may hold, so that a typo cannot make the sender spin or hang.
-RANGES = {"delivery.matrix.concurrency": (1, 256), "delivery.matrix.timeout": (0.1, 600),
-          "delivery.matrix.max_attempts": (1, 100)}
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     lease_seconds: float = 30.0
     monthly_messages: int | None = None
+    render_limits: RenderLimits = field(default_factory=RenderLimits)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
@@ -88,13 +115,8 @@ def db_url_from(value: str) -> str:
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Read and check a config file; unknown keys and wrong types name the file and key."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+    """Read and check a config file; unknown keys, wrong types and values out of range name the file and key."""
+    data = load_yaml(path, "config file")
     if data is None:
         return {}
     _check_config(path, data, CONFIG_SCHEMA, "")
@@ -111,11 +133,14 @@ def _check_config(path: Path, data: Any, schema: dict[str, Any], prefix: str) ->
         expected = schema[key]
         if isinstance(expected, dict):
             _check_config(path, value, expected, f"{name}.")
-        elif value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+        elif value is None:
+            continue
+        elif isinstance(expected, Number):
+            problem = expected.problem(value)
+            if problem:
+                raise InvalidInput(f"{path}: config key {name!r} {problem}")
+        elif isinstance(value, bool) or not isinstance(value, expected):
             raise InvalidInput(f"{path}: config key {name!r} has the wrong type")
-        elif value is not None and name in RANGES and not RANGES[name][0] <= value <= RANGES[name][1]:
-            low, high = RANGES[name]
-            raise InvalidInput(f"{path}: config key {name!r} must be between {low} and {high}, got {value}")
 
 
 def resolve(db: str | None = None, config: str | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -135,6 +160,8 @@ def resolve(db: str | None = None, config: str | None = None, env: dict[str, str
         batch_size=sending.get("batch_size") or DEFAULT_BATCH_SIZE,
         lease_seconds=sending.get("lease_seconds") or 30.0,
         monthly_messages=(data.get("quota") or {}).get("monthly_messages"),
+        render_limits=RenderLimits(
+            max_text_length=(data.get("templates") or {}).get("max_text_length") or DEFAULT_MAX_TEXT_LENGTH),
         delivery=_delivery(config_path, data.get("delivery"), env),
     )
 

@@ -25,7 +25,10 @@ def parse_time(value: str, what: str) -> datetime:
         raise InvalidInput(f"{what}: not an RFC 3339 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise InvalidInput(f"{what}: time {value!r} has no offset (add Z or +HH:MM)")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInput(f"{what}: time {value!r} is out of range (years 0001 to 9999 in UTC)") from None
 
 
 def to_json(value: datetime | None) -> str | None:

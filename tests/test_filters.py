@@ -146,7 +146,7 @@ TIMES = ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5Z", "2024-06-15T08:30:00+
 TEAMS = ["red", "blue", "green", "ünï"]
 
 anything = st.one_of(
-    st.text(st.characters(codec="utf-8"), max_size=4), st.integers(-(2**53), 2**53),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=4), st.integers(-(2**53), 2**53),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 # st.one_of picks a branch uniformly: a repeated branch weighs more.
@@ -215,7 +215,7 @@ def leaves(draw: Any) -> dict[str, Any]:
         return {field: {op: draw(st.lists(value, max_size=3))}}
     if op == "$autocomplete":
         prefixes = st.sampled_from(PREFIXES)
-        return {field: {op: draw(st.one_of(prefixes, prefixes, prefixes, st.text(max_size=2)))}}
+        return {field: {op: draw(st.one_of(prefixes, prefixes, prefixes, st.text(st.characters(exclude_characters="\x00"), max_size=2)))}}
     if op in ("$gt", "$gte", "$lt", "$lte"):
         value = value.filter(lambda v: not isinstance(v, bool))
     drawn = draw(value)

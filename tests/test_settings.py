@@ -95,7 +95,7 @@ def test_first_import_creates_the_database_where_told(tmp_path):
         ("db: 5\n", "error: cfg.yaml: config key 'db' has the wrong type"),
         ("- db\n", "error: cfg.yaml: config must be a mapping"),
         ("push: http://x\n", "error: cfg.yaml: push must be a mapping"),
-        ("db: [unclosed\n", "error: cfg.yaml: cannot read config: while parsing a flow sequence"),
+        ("db: [unclosed\n", "error: cfg.yaml:2: bad YAML: expected ',' or ']', but got '<stream end>'"),
     ],
 )
 def test_bad_config_is_exit_3_naming_file_and_key(text, message):

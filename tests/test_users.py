@@ -206,7 +206,7 @@ def test_bad_record_in_the_second_file_writes_nothing(cli):
         ('{"id": "u1", "last_active": "soon"}\n', "users.jsonl:1: 'last_active': not an RFC 3339 time: 'soon'"),
         ('{"id": "u1"}\n{"id": "u2",\n', "users.jsonl:2: bad JSON: Expecting property name enclosed in double quotes at column 13"),
         ('{"id": "u1"}\n{"id": "u2"} x\n', "users.jsonl:2: bad JSON: Extra data at column 14"),
-        ('{"id": "u1", "x": "\\ud800"}\n', "users.jsonl:1: text holds a lone surrogate escape (like \\ud800), not valid Unicode"),
+        ('{"id": "u1", "x": "\\ud800"}\n', "users.jsonl:1: field 'x': text holds a lone surrogate (like \\ud800), not valid Unicode"),
     ],
 )
 def test_bad_jsonl_record_is_exit_3_naming_file_and_line(cli, text, message):

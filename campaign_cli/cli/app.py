@@ -13,6 +13,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own copy of click's errors
 from typer.core import TyperGroup
 
 from campaign_cli import __version__
@@ -57,7 +58,9 @@ def _load_module_commands(module_name: str) -> dict[str, Any]:
 
 
 class CampaignGroup(TyperGroup):
-    """The root group: loads commands lazily and turns every CampaignError into one line on stderr and its exit code."""
+    """The root group: loads commands lazily, and turns every CampaignError into one line on stderr
+    and its exit code, and a usage error (unknown command or flag, missing or bad argument) into
+    one line and exit 2."""
 
     _loaded: dict[str, dict[str, Any]] = {}
 
@@ -79,6 +82,24 @@ class CampaignGroup(TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:
+            exc.show()  # a bare `campaign` (or command group) prints its help, as --help does
+            sys.exit(exc.exit_code)
+        except typer.TyperException as exc:  # click's errors: usage (exit 2), or a file flag it opened
+            where = f"{exc.ctx.command_path}: " if isinstance(exc, UsageError) and exc.ctx else ""
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {where}{message}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
         from campaign_cli.store.engine import translate_db_errors

@@ -24,7 +24,8 @@ from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.settings import DEFAULT_DB, db_url_from
 from campaign_cli.timeutil import parse_time, to_local
 
-FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="YAML definition file.")]
+# readable=False on file parameters: the loaders report an unreadable file themselves, as invalid input (exit 3).
+FileOption = Annotated[Path | None, typer.Option("--file", "-f", readable=False, help="YAML definition file.")]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Campaign id.", autocompletion=complete.campaign_ids)]
 
 
@@ -211,7 +212,7 @@ def _local(value: str | None) -> str:
 
 
 def update(ctx: typer.Context, campaign_id: IdArgument,
-           file: Annotated[Path, typer.Option("--file", "-f", help="YAML with the fields to change.")],
+           file: Annotated[Path, typer.Option("--file", "-f", readable=False, help="YAML with the fields to change.")],
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
@@ -262,7 +263,7 @@ def _targets(campaign: dict[str, Any]) -> str:
 
 def validate(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Campaign or segment definition YAML files.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="Campaign or segment definition YAML files.")],
     offline: Annotated[bool, typer.Option("--offline", help="Check schema and templates only, not references.")] = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -19,7 +19,7 @@ from campaign_cli.segments import TargetSource
 app = typer.Typer(no_args_is_help=True)
 
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The segment id.", autocompletion=complete.segment_ids)]
-DefinitionOption = Annotated[Path | None, typer.Option("-f", "--file", help="YAML definition file.")]
+DefinitionOption = Annotated[Path | None, typer.Option("-f", "--file", readable=False, help="YAML definition file.")]
 TypeOption = Annotated[str | None, typer.Option("--type", help="user or channel.")]
 SegmentIdOption = Annotated[str | None, typer.Option("--id", help="Segment id (generated when left out).")]
 NameOption = Annotated[str | None, typer.Option("--name", help="Name, at most 128 characters.")]

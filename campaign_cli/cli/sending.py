@@ -175,7 +175,7 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
 
 def send(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Option("-f", "--file", help="Campaign definition YAML.")],
+    file: Annotated[Path, typer.Option("-f", "--file", readable=False, help="Campaign definition YAML.")],
     rate: RateOption = None,
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
@@ -204,7 +204,8 @@ def preview(
     as_json: JsonOption = False,
 ) -> None:
     """Render the first N targets' messages without writing anything."""
-    items = preview_service.preview(app_context(ctx).engine, campaign_id, limit)
+    state = app_context(ctx)
+    items = preview_service.preview(state.engine, campaign_id, limit, state.settings.render_limits)
     if as_json:
         emit_json({"campaign_id": campaign_id, "targets": items})
         return

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, String, bindparam, func, literal, literal_col
 
 from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
+from campaign_cli.limits import RenderLimits
 from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
 from campaign_cli.store.bulk import RawInsert, db_value, in_values, insert_ignore
 from campaign_cli.store.engine import json_text
@@ -91,9 +92,9 @@ class BatchResult:
 class CampaignRun:
     """What stays fixed while one campaign is sent: the campaign, its compiled templates and its sender."""
 
-    def __init__(self, conn: Connection, campaign: Any):
+    def __init__(self, conn: Connection, campaign: Any, limits: RenderLimits = RenderLimits()):
         self.campaign = campaign
-        self.templates = CampaignTemplates.compile(campaign.message_template, campaign.channel_template)
+        self.templates = CampaignTemplates.compile(campaign.message_template, campaign.channel_template, limits)
         sender = conn.execute(select(USERS).where(USERS.c.id == campaign.sender_id)).first()
         if sender is None:
             raise InvalidInput(f"campaign {campaign.id!r}: sender_id {campaign.sender_id!r} is not an existing user")

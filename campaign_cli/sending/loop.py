@@ -180,7 +180,7 @@ class Sender:
         try:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
-                run = CampaignRun(conn, campaign)
+                run = CampaignRun(conn, campaign, self.settings.render_limits)
             self.backend = open_backend(self.settings, self.engine)
             self.backend.begin(run)
             # A remote batch stays short, so that a retaken claim redoes few network calls.

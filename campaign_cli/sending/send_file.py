@@ -37,8 +37,11 @@ def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, cont
     if not spec.get("id"):
         spec = {**spec, "id": "send-" + hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]}
     campaign_id = spec["id"]
-    with reading(engine) as conn:
-        row = conn.execute(select(CAMPAIGNS.c.status, CAMPAIGNS.c.scheduled_for).where(CAMPAIGNS.c.id == campaign_id)).first()
+    row = None
+    if isinstance(campaign_id, str):  # any other id is not stored: creating reports it with the other problems
+        with reading(engine) as conn:
+            row = conn.execute(select(CAMPAIGNS.c.status, CAMPAIGNS.c.scheduled_for)
+                               .where(CAMPAIGNS.c.id == campaign_id)).first()
     if row is None:
         create_campaigns(engine, [(where, spec)])
         return campaign_id, control.start(engine, settings, campaign_id)

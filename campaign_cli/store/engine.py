@@ -112,6 +112,9 @@ def _ensure_schema(engine: Engine, db_url: str, create: bool) -> None:
     with engine.connect() as conn:
         has_meta = engine.dialect.has_table(conn, "meta")
         version = conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) if has_meta else None
+    if version is not None and not str(version).isdigit():
+        raise InvalidInput(f"--db: database {db_url} has a garbled schema version {str(version)[:40]!r}; "
+                           "it was not written by campaign or is damaged")
     if version is not None and int(version) > SCHEMA_VERSION:
         raise InvalidInput(
             f"--db: database {db_url} has schema version {version}, newer than this campaign "
