@@ -24,23 +24,24 @@ def is_manual(segment: Any) -> bool:
 
 
 def segment_targets_select(segment: Any, sender_id: str | None = None) -> Select:
-    """A select of one column, `target_id`: the user ids or channel cids `segment` reaches now.
+    """A select of `target_id` (the user ids or channel cids `segment` reaches now) and `created_at`.
 
-    Manual targets are returned as stored, whether or not the user or channel exists yet;
-    the sender skips unknown ones. `all_sender_channels` needs the campaign's sender.
+    Manual targets are returned as stored, whether or not the user or channel exists yet, with
+    the time they were added; the sender skips unknown ones. Other targets carry the user's or
+    channel's own `created_at`. `all_sender_channels` needs the campaign's sender.
     """
     if is_manual(segment):
-        return select(SEGMENT_TARGETS.c.target_id.label("target_id")).where(
+        return select(SEGMENT_TARGETS.c.target_id.label("target_id"), SEGMENT_TARGETS.c.created_at).where(
             SEGMENT_TARGETS.c.segment_pk == segment.pk
         )
     if segment.type == "user":
         where = compile_filter(segment.filter, USER_FILTER, f"segment {segment.id}: filter")
-        return select(USERS.c.id.label("target_id")).where(where)
+        return select(USERS.c.id.label("target_id"), USERS.c.created_at).where(where)
     if segment.all_sender_channels:
         return (
-            select(CHANNELS.c.cid.label("target_id"))
+            select(CHANNELS.c.cid.label("target_id"), CHANNELS.c.created_at)
             .join(MEMBERS, MEMBERS.c.channel_pk == CHANNELS.c.pk)
             .where(MEMBERS.c.user_id == sender_id)
         )
     where = compile_filter(segment.filter or {}, CHANNEL_FILTER, f"segment {segment.id}: filter")
-    return select(CHANNELS.c.cid.label("target_id")).where(where)
+    return select(CHANNELS.c.cid.label("target_id"), CHANNELS.c.created_at).where(where)

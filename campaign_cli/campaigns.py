@@ -7,23 +7,25 @@ changes themselves go through `campaign_cli.lifecycle`.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from campaign_cli import lifecycle
 from campaign_cli.definitions import load_definitions
 from campaign_cli.errors import Conflict, InvalidInput, InvalidInputs, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
-from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.paging import Page, check_limit, keyset_page
+from campaign_cli.segments import segment_object
 from campaign_cli.sending.claims import with_claim_stats
 from campaign_cli.store.bulk import chunked
 from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import Campaign, ChannelMember, Message, Segment, User
+from campaign_cli.target_users import DEFAULT_USERS_LIMIT, target_users_page
 from campaign_cli.templates import check_templates
 from campaign_cli.timeutil import now, parse_time, to_json
+from campaign_cli.users import user_response
 
 CAMPAIGNS = Campaign.__table__
 SEGMENTS = Segment.__table__
@@ -33,7 +35,7 @@ MEMBERS = ChannelMember.__table__
 
 MAX_ID = 255
 MAX_SEGMENTS = 25
-MAX_USER_IDS = 1000
+MAX_USER_IDS = 10_000
 MAX_ATTACHMENTS = 30
 MAX_MEMBERS = 1000
 MAX_PAGE = 100
@@ -45,9 +47,12 @@ DEFINITION_KEYS = frozenset({
     "message_template", "create_channels", "channel_template", "show_channels", "skip_push", "skip_webhook",
     "scheduled_for", "stop_at",
 })
-READ_ONLY_KEYS = frozenset({"status", "stats", "created_at", "updated_at"})
-MESSAGE_TEMPLATE_KEYS = frozenset({"text", "attachments", "custom"})
+READ_ONLY_KEYS = frozenset({"status", "stats", "created_at", "updated_at", "segments", "users", "sender"})
+# Keys of the campaign object the API has as optional: left out when they have no value.
+OPTIONAL_KEYS = frozenset({"channel_template", "scheduled_for", "stop_at", "sender"})
+MESSAGE_TEMPLATE_KEYS = frozenset({"text", "attachments", "custom", "searchable"})
 CHANNEL_TEMPLATE_KEYS = frozenset({"type", "id", "team", "custom", "members", "members_template"})
+MEMBER_KEYS = frozenset({"user_id", "channel_role", "custom"})
 FLAGS = ("create_channels", "show_channels", "skip_push", "skip_webhook")
 TIMES = ("scheduled_for", "stop_at")
 
@@ -60,34 +65,42 @@ CAMPAIGN_FILTER = FilterSchema(
         "status": FieldSpec(CAMPAIGNS.c.status, "string", nullable=False),
         "created_at": FieldSpec(CAMPAIGNS.c.created_at, "time", nullable=False),
         "updated_at": FieldSpec(CAMPAIGNS.c.updated_at, "time", nullable=False),
-        "segments": FieldSpec(CAMPAIGNS.c.segment_ids, "list", ops=frozenset({"$contains", "$in"})),
+        "segments": FieldSpec(CAMPAIGNS.c.segment_ids, "list", ops=frozenset({"$eq", "$contains", "$in"})),
     },
 )
 SORTABLE = {name: CAMPAIGN_FILTER.fields[name].column
             for name in ("id", "name", "sender_id", "status", "created_at", "updated_at")}
-TIME_SORTS = frozenset({"created_at", "updated_at"})
 
 
 # ---------------------------------------------------------------- JSON
 
 
-def campaign_json(row: Any, users_read: int | None = None) -> dict[str, Any]:
-    """A campaign as JSON (fields: docs/reference.md).
+def campaign_json(row: Any, users_read: int = 0, segments: list[dict] | None = None, sender: dict | None = None,
+                  users: list[dict] | None = None) -> dict[str, Any]:
+    """A campaign as the API's campaign object, with the `stats` object and this tool's stats extensions.
 
-    `users_read` is counted by `users_read()`; 0 when not given.
+    Keys the API has as optional are left out when empty; required ones are always there
+    (`sender_mode` / `sender_visibility` as "" when unset). `segments`, `sender` and `users`
+    are loaded by `campaigns_json` / `campaign_document`.
     """
-    return {
+    data = {
         "id": row.id, "name": row.name, "description": row.description,
-        "segment_ids": row.segment_ids, "user_ids": row.user_ids, "sender_id": row.sender_id,
-        "sender_mode": row.sender_mode, "sender_visibility": row.sender_visibility,
-        "message_template": row.message_template, "create_channels": row.create_channels,
+        "segment_ids": row.segment_ids, "segments": segments or [], "user_ids": row.user_ids, "users": users or [],
+        "sender_id": row.sender_id, "sender": sender,
+        "sender_mode": row.sender_mode or "", "sender_visibility": row.sender_visibility or "",
+        "message_template": _without_empty(row.message_template), "create_channels": row.create_channels,
         "channel_template": row.channel_template, "show_channels": row.show_channels,
         "skip_push": row.skip_push, "skip_webhook": row.skip_webhook,
         "scheduled_for": to_json(row.scheduled_for), "stop_at": to_json(row.stop_at),
         "status": row.status,
-        "stats": _stats_json(row, users_read or 0),
+        "stats": _stats_json(row, users_read),
         "created_at": to_json(row.created_at), "updated_at": to_json(row.updated_at),
     }
+    return {key: value for key, value in data.items() if value is not None or key not in OPTIONAL_KEYS}
+
+
+def _without_empty(template: dict) -> dict:
+    return {key: value for key, value in template.items() if value not in (None, [], {})}
 
 
 def _stats_json(row: Any, users_read: int) -> dict[str, Any]:
@@ -112,6 +125,32 @@ def _progress(row: Any) -> float:
     if not row.stats_targets:
         return 0.0
     return min(row.stats_done / row.stats_targets, 1.0)
+
+
+def campaigns_json(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    """Campaign objects for `rows` (as stored) with the stats their senders hold so far, their segments,
+    sender and read counts, in a few queries.
+
+    `users` is left empty: `campaign_document` fills it for one campaign.
+    """
+    rows = with_claim_stats(conn, rows)
+    reads = users_read_by_campaign(conn, [row.id for row in rows])
+    segment_ids = {s for row in rows for s in row.segment_ids}
+    segments = {r.id: segment_object(r) for chunk in chunked(sorted(segment_ids), 1000)
+                for r in conn.execute(select(SEGMENTS).where(SEGMENTS.c.id.in_(chunk)))}
+    sender_ids = sorted({row.sender_id for row in rows})
+    senders = {r.id: user_response(r) for r in conn.execute(select(USERS).where(USERS.c.id.in_(sender_ids)))}
+    return [campaign_json(row, reads.get(row.id, 0), [segments[s] for s in row.segment_ids if s in segments],
+                          senders.get(row.sender_id)) for row in rows]
+
+
+def campaign_document(conn: Connection, row: Any, users_limit: int = DEFAULT_USERS_LIMIT,
+                      users_next: str | None = None, users_prev: str | None = None) -> dict[str, Any]:
+    """`{"campaign": {...}, "users": {"next", "prev"}}`: the campaign with one page of its target users."""
+    page = target_users_page(conn, row, users_limit, users_next, users_prev)
+    campaign = campaigns_json(conn, [row])[0]
+    campaign["users"] = page.items
+    return {"campaign": campaign, "users": page.cursors()}
 
 
 def users_read(conn: Connection, campaign_row: Any) -> int:
@@ -277,6 +316,8 @@ def _check_message_template(template: Any, problems: list[str]) -> None:
             problems.append("message_template.attachments: must be a list of mappings")
         elif len(attachments) > MAX_ATTACHMENTS:
             problems.append(f"message_template.attachments: at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
+    if template.get("searchable") is not None and not isinstance(template["searchable"], bool):
+        problems.append(f"message_template.searchable: must be true or false, got {template['searchable']!r}")
     custom = _check_mapping(template, "custom", "message_template.custom", problems)
     if custom and "campaign_id" in custom:
         problems.append("message_template.custom.campaign_id: set by campaign on every message")
@@ -320,14 +361,36 @@ def _check_channel_template(spec: dict, kinds: set[str], problems: list[str]) ->
 def _check_members(template: dict, problems: list[str]) -> None:
     if template.get("members") is not None and template.get("members_template") is not None:
         problems.append("channel_template: members and members_template are exclusive; give one of them")
-    for key in ("members", "members_template"):
-        value = template.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            problems.append(f"channel_template.{key}: must be a list of non-empty strings")
-        elif len(value) > MAX_MEMBERS:
+    members, members_template = template.get("members"), template.get("members_template")
+    if members is not None and (not isinstance(members, list) or not all(isinstance(v, str) and v for v in members)):
+        problems.append("channel_template.members: must be a list of non-empty strings")
+    elif members_template is not None and not isinstance(members_template, list):
+        problems.append("channel_template.members_template: must be a list of user ids or {user_id, channel_role, custom}")
+    elif members_template is not None:
+        for i, entry in enumerate(members_template):
+            _check_member_entry(entry, f"channel_template.members_template[{i}]", problems)
+    for key, value in (("members", members), ("members_template", members_template)):
+        if isinstance(value, list) and len(value) > MAX_MEMBERS:
             problems.append(f"channel_template.{key}: at most {MAX_MEMBERS:,} members, got {len(value):,}")
+
+
+def _check_member_entry(entry: Any, field: str, problems: list[str]) -> None:
+    """A members_template entry: a user id (a template), or a mapping {user_id, channel_role, custom}."""
+    if isinstance(entry, str):
+        if not entry:
+            problems.append(f"{field}: must be a non-empty string")
+        return
+    if not isinstance(entry, dict):
+        problems.append(f"{field}: must be a user id or a mapping with user_id, channel_role and custom")
+        return
+    _check_sub_keys(entry, MEMBER_KEYS, field, problems)
+    if not entry.get("user_id"):
+        problems.append(f"{field}.user_id: required")
+    elif not isinstance(entry["user_id"], str):
+        problems.append(f"{field}.user_id: must be a string")
+    if entry.get("channel_role") is not None and not isinstance(entry["channel_role"], str):
+        problems.append(f"{field}.channel_role: must be a string")
+    _check_mapping(entry, "custom", f"{field}.custom", problems)
 
 
 def _check_times(spec: dict, problems: list[str]) -> None:
@@ -385,6 +448,8 @@ def duplicate_ids(definitions: list[tuple[str, dict]]) -> list[tuple[str, str]]:
 def create_campaigns(engine: Engine, specs: list[tuple[str, dict]]) -> list[dict[str, Any]]:
     """Create draft campaigns from (where, definition) pairs in one transaction; all or nothing.
 
+    Returns a campaign document (`campaign_document`) for each.
+
     Any invalid definition is exit 3 (every problem listed); an id that exists or repeats is exit 5.
     """
     stamp = now()
@@ -399,7 +464,7 @@ def create_campaigns(engine: Engine, specs: list[tuple[str, dict]]) -> list[dict
         conn.execute(CAMPAIGNS.insert(), rows)
         created = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id.in_([r["id"] for r in rows]))
                                .order_by(CAMPAIGNS.c.pk)).all()
-    return [campaign_json(row) for row in created]
+        return [campaign_document(conn, row) for row in created]
 
 
 def _check_new_ids(conn: Connection, specs: list[tuple[str, dict]], ids: list[str]) -> None:
@@ -425,7 +490,8 @@ def _definition_values(spec: dict) -> dict[str, Any]:
         "sender_mode": spec.get("sender_mode"),
         "sender_visibility": spec.get("sender_visibility"),
         "message_template": {"text": template["text"], "attachments": template.get("attachments") or [],
-                             "custom": template.get("custom") or {}},
+                             "custom": template.get("custom") or {},
+                             **({"searchable": template["searchable"]} if template.get("searchable") is not None else {})},
         "channel_template": spec.get("channel_template"),
         **{key: bool(spec.get(key)) for key in FLAGS},
         **{key: parse_time(spec[key], key) if spec.get(key) is not None else None for key in TIMES},
@@ -434,8 +500,8 @@ def _definition_values(spec: dict) -> dict[str, Any]:
 
 def _definition_of(row: Any) -> dict[str, Any]:
     """A stored campaign as a definition (the keys a YAML file may hold), for merging an update into."""
-    data = campaign_json(row)
-    return {key: data[key] for key in DEFINITION_KEYS}
+    data = {key: getattr(row, key) for key in DEFINITION_KEYS}
+    return {**data, **{key: to_json(data[key]) for key in TIMES}}
 
 
 def update_campaign(engine: Engine, campaign_id: str, spec: dict, where: str = "update") -> dict[str, Any]:
@@ -456,7 +522,7 @@ def update_campaign(engine: Engine, campaign_id: str, spec: dict, where: str = "
             raise InvalidInputs(problems)
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == row.pk)
                      .values(**_definition_values(merged), updated_at=now()))
-        return campaign_json(get_campaign_row(conn, campaign_id), users_read(conn, row))
+        return campaign_document(conn, get_campaign_row(conn, campaign_id))
 
 
 def delete_campaign(engine: Engine, campaign_id: str) -> None:
@@ -484,61 +550,32 @@ def live_campaign_row(conn: Connection, campaign_id: str) -> Any:
     return row
 
 
-def get_campaign(engine: Engine, campaign_id: str) -> dict[str, Any]:
-    """One campaign as JSON, with its read count."""
+def get_campaign(engine: Engine, campaign_id: str, users_limit: int = DEFAULT_USERS_LIMIT,
+                 users_next: str | None = None, users_prev: str | None = None) -> dict[str, Any]:
+    """`{"campaign": {...}, "users": {...}}` for one campaign, with a page of its target users."""
     with reading(engine) as conn:
-        row = live_campaign_row(conn, campaign_id)
-        return campaign_json(row, users_read(conn, row))
+        return campaign_document(conn, get_campaign_row(conn, campaign_id), users_limit, users_next, users_prev)
 
 
-def list_campaigns(
-    engine: Engine, filter_: dict | None, sort: list[str], limit: int, cursor: str | None
-) -> tuple[list[dict], str | None]:
-    """One page of campaigns matching `filter_` in `sort` order (keyset paging); returns the page and the next cursor."""
+def list_campaigns(engine: Engine, filter_: dict | None, sort: list[str], limit: int, next_: str | None,
+                   prev: str | None = None) -> Page:
+    """One page of campaigns matching `filter_` in `sort` order (keyset paging), with its cursors."""
     check_limit(limit, MAX_PAGE)
     keys = _sort_keys(sort)
     scope = "campaigns:" + ",".join(sort)
     query = select(CAMPAIGNS).where(compile_filter(filter_, CAMPAIGN_FILTER, "--filter"))
-    if cursor:
-        query = query.where(_after(keys, _cursor_values(keys, decode_cursor(cursor, scope))))
-    order = [column.desc() if descending else column.asc() for _, column, descending in keys]
     with reading(engine) as conn:
-        rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
-        page = rows[:limit]
-        reads = users_read_by_campaign(conn, [row.id for row in page])
-        live = with_claim_stats(conn, page)
-    nxt = None
-    if len(rows) > limit:
-        nxt = encode_cursor(scope, [_cursor_value(getattr(page[-1], name)) for name, _, _ in keys])
-    return [campaign_json(row, reads.get(row.id, 0)) for row in live], nxt
+        page = keyset_page(conn, query, keys, scope, limit, next_, prev)
+        page.items = campaigns_json(conn, page.items)
+    return page
 
 
-def _sort_keys(sort: list[str]) -> list[tuple[str, Any, bool]]:
-    """(field, column, descending) for each `--sort`, then the primary key as a tie-breaker."""
+def _sort_keys(sort: list[str]) -> list[tuple[Any, bool]]:
+    """(column, descending) for each `--sort`, then the primary key as a tie-breaker."""
     keys = []
     for item in sort:
         name = item.removeprefix("-")
         if name not in SORTABLE:
             raise InvalidInput(f"--sort: cannot sort by {name!r} (use {', '.join(SORTABLE)}, with - for descending)")
-        keys.append((name, SORTABLE[name], item.startswith("-")))
-    return [*keys, ("pk", CAMPAIGNS.c.pk, False)]
-
-
-def _cursor_value(value: Any) -> Any:
-    return to_json(value) if isinstance(value, datetime) else value
-
-
-def _cursor_values(keys: list[tuple[str, Any, bool]], values: list[Any]) -> list[Any]:
-    if len(values) != len(keys):
-        raise InvalidInput("--next: not a cursor produced by campaign")
-    return [parse_time(v, "--next") if name in TIME_SORTS else v for (name, _, _), v in zip(keys, values)]
-
-
-def _after(keys: list[tuple[str, Any, bool]], values: list[Any]) -> Any:
-    """Rows strictly after `values` in the sort order: (a > x) or (a = x and b > y) or …"""
-    clauses = []
-    for i, (_, column, descending) in enumerate(keys):
-        equal = [keys[j][1] == values[j] for j in range(i)]
-        beyond = column < values[i] if descending else column > values[i]
-        clauses.append(and_(*equal, beyond))
-    return or_(*clauses)
+        keys.append((SORTABLE[name], item.startswith("-")))
+    return [*keys, (CAMPAIGNS.c.pk, False)]

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter, member_exists
-from campaign_cli.paging import page_by_key
+from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import chunked, upsert
 from campaign_cli.store.engine import reading, writing
@@ -240,11 +240,14 @@ def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]
 
 
 def member_json(row: Any) -> dict[str, Any]:
-    """A membership as JSON (fields: docs/reference.md)."""
-    return {
+    """A membership as JSON; `custom` only when a campaign's members_template gave the member one."""
+    data = {
         "user_id": row.user_id, "channel_role": row.channel_role, "hidden": row.hidden,
         "archived": row.archived, "created_at": to_json(row.created_at), "last_read_at": to_json(row.last_read_at),
     }
+    if row.custom:
+        data["custom"] = row.custom
+    return data
 
 
 def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
@@ -261,11 +264,12 @@ def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
     return data
 
 
-def list_channels(engine: Engine, filter_: dict | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """One page of channels matching `filter_`, in creation order."""
+def list_channels(engine: Engine, filter_: dict | None, limit: int, next_: str | None, prev: str | None = None) -> Page:
+    """One page of channels matching `filter_`, in creation order, with its cursors."""
     query = select(CHANNELS).where(compile_filter(filter_, CHANNEL_FILTER, "--filter"))
-    rows, nxt = page_by_key(engine, query, CHANNELS.c.pk, "channels", limit, cursor)
-    return [channel_json(r) for r in rows], nxt
+    page = page_by_key(engine, query, CHANNELS.c.pk, "channels", limit, next_, prev)
+    page.items = [channel_json(r) for r in page.items]
+    return page
 
 
 def get_channel(engine: Engine, cid: str) -> dict[str, Any]:

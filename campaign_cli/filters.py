@@ -261,7 +261,7 @@ def _list(col: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "$exists":
         present = func.coalesce(func.json_array_length(col), 0) > 0
         return present if value else not_(present)
-    if op == "$contains":
+    if op in ("$contains", "$eq"):  # a list "equals" a value it holds, as in the API's segments filter
         return json_array_contains(col, None, value)
     if op == "$nin":
         return not_(_list(col, "$in", value))

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from campaign_cli.errors import NotFound
-from campaign_cli.paging import page_by_key
+from campaign_cli.paging import Page, page_by_key
 from campaign_cli.sending.events import event_json
 from campaign_cli.store.models import Campaign, Event, Message
 from campaign_cli.timeutil import to_json
@@ -29,19 +29,21 @@ def message_json(row: Any) -> dict[str, Any]:
     return data
 
 
-def list_messages(engine: Engine, campaign_id: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+def list_messages(engine: Engine, campaign_id: str | None, limit: int, next_: str | None,
+                  prev: str | None = None) -> Page:
     """Messages (of one campaign, or all), oldest first."""
     scope = f"messages:{campaign_id or ''}"
     query = select(MESSAGES)
     if campaign_id:
         _check_campaign(engine, campaign_id, MESSAGES)
         query = query.where(MESSAGES.c.campaign_id == campaign_id)
-    rows, nxt = page_by_key(engine, query, MESSAGES.c.pk, scope, limit, cursor)
-    return [message_json(r) for r in rows], nxt
+    page = page_by_key(engine, query, MESSAGES.c.pk, scope, limit, next_, prev)
+    page.items = [message_json(r) for r in page.items]
+    return page
 
 
 def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limit: int,
-                cursor: str | None) -> tuple[list[dict], str | None]:
+                next_: str | None, prev: str | None = None) -> Page:
     """Events (of one campaign and/or one type), in the order they were emitted."""
     scope = f"events:{campaign_id or ''}:{type_ or ''}"
     query = select(EVENTS)
@@ -50,8 +52,9 @@ def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limi
         query = query.where(EVENTS.c.campaign_id == campaign_id)
     if type_:
         query = query.where(EVENTS.c.type == type_)
-    rows, nxt = page_by_key(engine, query, EVENTS.c.pk, scope, limit, cursor)
-    return [event_json(r) for r in rows], nxt
+    page = page_by_key(engine, query, EVENTS.c.pk, scope, limit, next_, prev)
+    page.items = [event_json(r) for r in page.items]
+    return page
 
 
 def _check_campaign(engine: Engine, campaign_id: str, table: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from campaign_cli import lifecycle
-from campaign_cli.campaigns import campaign_json, live_campaign_row, users_read
+from campaign_cli.campaigns import campaign_document, get_campaign_row, live_campaign_row
 from campaign_cli.sending.claims import senders_json
 from campaign_cli.store.engine import reading
 from campaign_cli.store.models import Message
@@ -24,22 +24,23 @@ ENDED = (lifecycle.COMPLETED, lifecycle.STOPPED)
 
 
 def campaign_status(engine: Engine, campaign_id: str) -> dict[str, Any]:
-    """The campaign object with `rate` (messages a second over the last minute), `eta_seconds`,
-    `elapsed_seconds` and `senders` (see `claims.senders_json`); exit 4 when it does not exist."""
+    """The campaign document (`{"campaign", "users"}`, as `get` prints it) with the live figures beside
+    the campaign: `rate` (messages a second over the last minute), `eta_seconds`, `elapsed_seconds` and
+    `senders` (see `claims.senders_json`); exit 4 when it does not exist."""
     with reading(engine) as conn:
+        document = campaign_document(conn, get_campaign_row(conn, campaign_id))
         row = live_campaign_row(conn, campaign_id)
-        campaign = campaign_json(row, users_read(conn, row))
         at = now()
         rate = _recent_rate(conn, row, at) if row.status == lifecycle.IN_PROGRESS else None
         senders = senders_json(conn, campaign_id)
     left = row.stats_targets - row.stats_done
-    campaign.update(
+    document.update(
         rate=rate,
         eta_seconds=round(left / rate, 1) if rate and row.status == lifecycle.IN_PROGRESS else None,
         elapsed_seconds=_elapsed(row, at),
         senders=senders,
     )
-    return campaign
+    return document
 
 
 def _recent_rate(conn: Connection, row: Any, at: datetime) -> float:
@@ -67,13 +68,13 @@ def _elapsed(row: Any, at: datetime) -> float | None:
     return round(max((end - row.stats_started_at).total_seconds(), 0.0), 1)
 
 
-def sender_died(campaign: dict[str, Any]) -> bool:
+def sender_died(document: dict[str, Any]) -> bool:
     """In progress, no sender is live, and one's lease expired: it was killed or its machine lost."""
-    senders = campaign["senders"]
-    return (campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in senders)
+    senders = document["senders"]
+    return (document["campaign"]["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in senders)
             and any(s["lease_expires_at"] for s in senders))
 
 
-def has_ended(campaign: dict[str, Any]) -> bool:
+def has_ended(document: dict[str, Any]) -> bool:
     """Completed or stopped: nothing more will happen to it."""
-    return campaign["status"] in ENDED
+    return document["campaign"]["status"] in ENDED

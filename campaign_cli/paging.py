@@ -1,7 +1,9 @@
-"""Opaque, tamper-evident `--next` cursors for keyset paging.
+"""Opaque, tamper-evident `--next` / `--prev` cursors for keyset paging, and the paging itself.
 
-A cursor carries the sort key of the last row printed and what it was produced for (the list
-and its sort); it is signed so that a cursor not produced by this tool is refused (exit 3).
+A cursor carries the sort key of a row printed (the last one for `next`, the first one for
+`prev`), its direction and what it was produced for (the list and its sort); it is signed so
+that a cursor not produced by this tool is refused (exit 3), and a cursor of another listing,
+sort order or direction is refused too.
 """
 
 from __future__ import annotations
@@ -10,25 +12,51 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select
+from sqlalchemy import ColumnElement, Connection, DateTime, Engine, Select, and_, literal, or_
 
 from campaign_cli.errors import InvalidInput
+from campaign_cli.timeutil import parse_time, to_json
 
 # Not a secret: the signature only tells our cursors from hand-made or damaged ones.
 _KEY = b"campaign-cursor-v1"
+NEXT, PREV = "next", "prev"
 
 
-def encode_cursor(scope: str, last: list[Any]) -> str:
-    """Make a cursor for `scope` (e.g. 'users' or 'segment-targets:ID:-target_id') after `last`."""
-    body = json.dumps({"s": scope, "k": last}, separators=(",", ":"), default=str).encode()
+@dataclass
+class Page:
+    """One page of a listing and the cursors around it (None at either end)."""
+
+    items: list[Any]
+    next: str | None = None
+    prev: str | None = None
+
+    def envelope(self, key: str) -> dict[str, Any]:
+        """`{key: [...], "next": …, "prev": …}`, the cursors only when there is such a page."""
+        data: dict[str, Any] = {key: self.items}
+        data.update(self.cursors())
+        return data
+
+    def cursors(self) -> dict[str, str]:
+        """The cursors that exist, as `{"next": …, "prev": …}`."""
+        return {name: value for name, value in ((NEXT, self.next), (PREV, self.prev)) if value}
+
+
+def encode_cursor(scope: str, key: list[Any], direction: str = NEXT) -> str:
+    """Make a cursor for `scope` (e.g. 'users' or 'segment-targets:ID:-target_id') at `key`."""
+    body = json.dumps({"s": scope, "k": key, "d": direction}, separators=(",", ":"), default=str).encode()
     mac = hmac.new(_KEY, body, hashlib.sha256).digest()[:12]
     return base64.urlsafe_b64encode(mac + body).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, scope: str) -> list[Any]:
-    """Read a cursor made by `encode_cursor` for the same scope; anything else is exit 3."""
+def decode_cursor(cursor: str, scope: str, direction: str = NEXT, option_prefix: str = "--") -> list[Any]:
+    """Read a cursor made by `encode_cursor` for the same scope and direction; anything else is exit 3
+    (naming the option `option_prefix` + direction)."""
+    option = option_prefix + direction
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         mac, body = raw[:12], raw[12:]
@@ -37,29 +65,80 @@ def decode_cursor(cursor: str, scope: str) -> list[Any]:
     except (ValueError, json.JSONDecodeError):
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("k"), list):
-        raise InvalidInput("--next: not a cursor produced by campaign")
+        raise InvalidInput(f"{option}: not a cursor produced by campaign")
     if data.get("s") != scope:
-        raise InvalidInput("--next: this cursor belongs to another listing or sort order")
+        raise InvalidInput(f"{option}: this cursor belongs to another listing or sort order")
+    if data.get("d", NEXT) != direction:
+        raise InvalidInput(f"{option}: this is a {option_prefix}{data.get('d', NEXT)} cursor")
     return data["k"]
 
 
-def check_limit(limit: int, maximum: int) -> int:
-    """`--limit` must be between 1 and `maximum`."""
+def check_limit(limit: int, maximum: int, option: str = "--limit") -> int:
+    """`limit` must be between 1 and `maximum`."""
     if limit < 1 or limit > maximum:
-        raise InvalidInput(f"--limit: must be between 1 and {maximum}, got {limit}")
+        raise InvalidInput(f"{option}: must be between 1 and {maximum}, got {limit}")
     return limit
 
 
-def page_by_key(engine: Engine, query: Select, key: Any, scope: str, limit: int, cursor: str | None,
-                maximum: int = 1000) -> tuple[list[Any], str | None]:
-    """One page of `query` in ascending `key` order (an integer key such as `pk`), and the cursor of the next.
+def _key_value(value: Any) -> Any:
+    return to_json(value) if isinstance(value, datetime) else value
 
-    Keyset paging: the cursor holds the last key printed, so every page costs the same.
+
+def _is_time(column: Any) -> bool:
+    return isinstance(column.type, DateTime) or isinstance(getattr(column.type, "impl", None), DateTime)
+
+
+def _beyond(keys: Sequence[tuple[Any, bool]], values: list[Any], backward: bool) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the order `keys` (column, descending), or before them if `backward`."""
+    # Bound as literals of the column's type: SQLAlchemy refuses `column > False` with a bare bool.
+    bound = [literal(value, column.type) for (column, _), value in zip(keys, values)]
+    clauses = []
+    for i, (column, descending) in enumerate(keys):
+        equal = [col == value for (col, _), value in zip(keys[:i], bound[:i])]
+        clauses.append(and_(*equal, column < bound[i] if descending != backward else column > bound[i]))
+    return or_(*clauses)
+
+
+def keyset_page(conn: Connection, query: Select, keys: Sequence[tuple[Any, bool]], scope: str, limit: int,
+                next_: str | None = None, prev: str | None = None, option_prefix: str = "--") -> Page:
+    """One page of `query` in the order `keys` (column, descending; the last key unique), after `next_`
+    or before `prev`, with the cursors of the pages around it.
+
+    Keyset paging: a cursor holds the key of a row printed, so every page costs the same. Rows
+    hold the key columns under their names (`column.key`).
     """
-    check_limit(limit, maximum)
+    if next_ and prev:
+        raise InvalidInput(f"{option_prefix}next, {option_prefix}prev: give one of them, not both")
+    backward = prev is not None
+    cursor = prev or next_
     if cursor:
-        query = query.where(key > decode_cursor(cursor, scope)[0])
+        option = option_prefix + (PREV if backward else NEXT)
+        values = decode_cursor(cursor, scope, PREV if backward else NEXT, option_prefix)
+        if len(values) != len(keys):
+            raise InvalidInput(f"{option}: not a cursor produced by campaign")
+        values = [parse_time(v, option) if _is_time(col) and v is not None else v
+                  for (col, _), v in zip(keys, values)]
+        query = query.where(_beyond(keys, values, backward))
+    order = [col.desc() if descending != backward else col.asc() for col, descending in keys]
+    rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backward:
+        rows.reverse()
+    if not rows:
+        return Page([])
+
+    def key_of(row: Any) -> list[Any]:
+        return [_key_value(row._mapping[col.key]) for col, _ in keys]
+
+    after, before = (bool(cursor), more) if backward else (more, bool(cursor))
+    return Page(rows, encode_cursor(scope, key_of(rows[-1]), NEXT) if after else None,
+                encode_cursor(scope, key_of(rows[0]), PREV) if before else None)
+
+
+def page_by_key(engine: Engine, query: Select, key: Any, scope: str, limit: int, next_: str | None,
+                prev: str | None = None, maximum: int = 1000) -> Page:
+    """One page of `query` in ascending `key` order (an integer key such as `pk`) and its cursors."""
+    check_limit(limit, maximum)
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
-    nxt = encode_cursor(scope, [getattr(rows[limit - 1], key.key)]) if len(rows) > limit else None
-    return rows[:limit], nxt
+        return keyset_page(conn, query, [(key, False)], scope, limit, next_, prev)

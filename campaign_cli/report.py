@@ -46,7 +46,7 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
             .group_by(MESSAGES.c.created_at).order_by(MESSAGES.c.created_at)).all()
     stats = campaign["stats"]
     return {
-        "campaign": {key: campaign[key] for key in (
+        "campaign": {key: campaign.get(key) for key in (
             "id", "name", "description", "status", "sender_id", "segment_ids", "user_ids", "message_template",
             "create_channels", "channel_template", "scheduled_for", "stop_at", "created_at", "updated_at")},
         "counts": {

@@ -13,13 +13,12 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import (
-    Column, ColumnElement, Connection, Engine, MetaData, Row, String, Table, and_, delete, exists,
-    func, insert, literal, or_, select, update,
+    Column, ColumnElement, Connection, Engine, MetaData, Row, Select, String, Table, delete, exists,
+    func, insert, literal, select, update,
 )
 
 from campaign_cli.audience import SEGMENT_TARGETS, SEGMENTS, is_manual, segment_targets_select
@@ -28,10 +27,10 @@ from campaign_cli.definitions import check_keys, load_definitions
 from campaign_cli.errors import Conflict, InvalidInput, NotFound
 from campaign_cli.files import open_file
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
-from campaign_cli.paging import check_limit, decode_cursor, encode_cursor
+from campaign_cli.paging import Page, check_limit, keyset_page
 from campaign_cli.store.bulk import json_array_table
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.timeutil import now, parse_time, to_json
+from campaign_cli.timeutil import now, to_json
 from campaign_cli.users import MAX_ID, USER_FILTER
 
 TYPES = ("user", "channel")
@@ -300,13 +299,20 @@ def _check_kind(values: dict[str, Any], spec: SegmentSpec) -> None:
 
 
 def segment_json(row: Any) -> dict[str, Any]:
-    """A segment as JSON (fields: docs/reference.md)."""
+    """A segment as the API's segment object: every key, `filter` and `deleted_at` null when unset."""
     return {
         "id": row.id, "type": row.type, "name": row.name, "description": row.description, "filter": row.filter,
         "all_users": row.all_users, "all_sender_channels": row.all_sender_channels, "size": row.size,
         "created_at": to_json(row.created_at), "updated_at": to_json(row.updated_at),
         "deleted_at": to_json(row.deleted_at),
     }
+
+
+def segment_object(row: Any) -> dict[str, Any]:
+    """A segment as it appears in a campaign's `segments`: the keys the API has as optional
+    (`description`, `filter`, `deleted_at`) only when they have a value."""
+    return {key: value for key, value in segment_json(row).items()
+            if key not in ("description", "filter", "deleted_at") or value not in (None, "")}
 
 
 def get_live_segment(conn: Connection, segment_id: str) -> Row:
@@ -462,43 +468,18 @@ def parse_sort(sort: list[str], allowed: Iterable[str], what: str) -> list[tuple
     return keys
 
 
-def _after(columns: list[tuple[Any, bool]], last: list[Any]) -> ColumnElement[bool]:
-    """Keyset condition: rows that come after `last` in the order `columns` (column, descending)."""
-    # Bound as literals of the column's type: SQLAlchemy refuses `column > False` with a bare bool.
-    values = [literal(value, column.type) for (column, _), value in zip(columns, last)]
-    clauses = []
-    for i, (column, descending) in enumerate(columns):
-        equal = [col == value for (col, _), value in zip(columns[:i], values[:i])]
-        clauses.append(and_(*equal, column < values[i] if descending else column > values[i]))
-    return or_(*clauses)
-
-
 def list_segments(
-    engine: Engine, filter_: dict | None, sort: list[str], limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of live segments matching `filter_`, in `sort` order (default `created_at`)."""
+    engine: Engine, filter_: dict | None, sort: list[str], limit: int, next_: str | None, prev: str | None = None
+) -> Page:
+    """One page of live segments matching `filter_`, in `sort` order (default `created_at`), with its cursors."""
     check_limit(limit, MAX_LIST_LIMIT)
     keys = parse_sort(sort or ["created_at"], LIST_FILTER.fields, "segments") + [("pk", False)]
-    columns = [(SEGMENTS.c[name], descending) for name, descending in keys]
     scope = "segments:" + ",".join(("-" if d else "") + n for n, d in keys)
     query = select(SEGMENTS).where(SEGMENTS.c.deleted_at.is_(None), compile_filter(filter_, LIST_FILTER, "--filter"))
-    if cursor:
-        last = [parse_time(v, "--next") if name.endswith("_at") else v
-                for (name, _), v in zip(keys, decode_cursor(cursor, scope))]
-        query = query.where(_after(columns, last))
-    query = query.order_by(*(col.desc() if descending else col.asc() for col, descending in columns))
     with reading(engine) as conn:
-        rows = conn.execute(query.limit(limit + 1)).all()
-    page = rows[:limit]
-    nxt = None
-    if len(rows) > limit:
-        last_row = page[-1]
-        nxt = encode_cursor(scope, [_cursor_value(getattr(last_row, name)) for name, _ in keys])
-    return [segment_json(r) for r in page], nxt
-
-
-def _cursor_value(value: Any) -> Any:
-    return to_json(value) if isinstance(value, datetime) else value
+        page = keyset_page(conn, query, [(SEGMENTS.c[name], d) for name, d in keys], scope, limit, next_, prev)
+    page.items = [segment_json(r) for r in page.items]
+    return page
 
 
 # ---------------------------------------------------------------- manual targets
@@ -510,12 +491,14 @@ def _check_manual(row: Row) -> None:
                            "targets can only be added to or removed from a manual segment")
 
 
-def _insert_targets(rows: Any) -> Any:
-    """INSERT INTO segment_targets from a select of (segment_pk, target_id), reporting how many it inserted.
+def _insert_targets(rows: Select) -> Any:
+    """INSERT INTO segment_targets from a select of (segment_pk, target_id), stamped now, reporting how many
+    it inserted.
 
     SQLAlchemy keeps the row count of an INSERT only when asked (PostgreSQL reports -1 otherwise).
     """
-    statement = insert(SEGMENT_TARGETS).from_select(["segment_pk", "target_id"], rows)
+    stamped = rows.add_columns(literal(now(), SEGMENT_TARGETS.c.created_at.type))
+    statement = insert(SEGMENT_TARGETS).from_select(["segment_pk", "target_id", "created_at"], stamped)
     return statement.execution_options(preserve_rowcount=True)
 
 
@@ -636,25 +619,22 @@ def _targets_of(row: Row) -> Any:
 
 
 def list_targets(
-    engine: Engine, segment_id: str, filter_: dict | None, sort: list[str], limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
+    engine: Engine, segment_id: str, filter_: dict | None, sort: list[str], limit: int, next_: str | None,
+    prev: str | None = None,
+) -> Page:
     """One page of a segment's targets by target id (keyset paging, so every page costs the same)."""
     check_limit(limit, MAX_TARGETS_LIMIT)
     (_, descending), = parse_sort(sort or ["target_id"], ["target_id"], "targets")
     scope = f"segment-targets:{segment_id}:{'-' if descending else ''}target_id"
     with reading(engine) as conn:
         row = get_live_segment(conn, segment_id)
-        column = _targets_of(row).c.target_id
-        schema = FilterSchema("segment targets", {"target_id": FieldSpec(column, "string", TARGET_OPS, False)})
-        query = select(column).where(compile_filter(filter_, schema, "--filter"))
-        if cursor:
-            last = decode_cursor(cursor, scope)[0]
-            query = query.where(column < last if descending else column > last)
-        query = query.order_by(column.desc() if descending else column.asc()).limit(limit + 1)
-        ids = list(conn.scalars(query))
-    page = ids[:limit]
-    nxt = encode_cursor(scope, [page[-1]]) if len(ids) > limit else None
-    return [{"segment_id": row.id, "target_id": t} for t in page], nxt
+        targets = _targets_of(row)
+        schema = FilterSchema("segment targets", {"target_id": FieldSpec(targets.c.target_id, "string", TARGET_OPS, False)})
+        query = select(targets.c.target_id, targets.c.created_at).where(compile_filter(filter_, schema, "--filter"))
+        page = keyset_page(conn, query, [(targets.c.target_id, descending)], scope, limit, next_, prev)
+    page.items = [{"segment_id": row.id, "target_id": t.target_id, "created_at": to_json(t.created_at)}
+                  for t in page.items]
+    return page
 
 
 def target_exists(engine: Engine, segment_id: str, target_id: str) -> bool:

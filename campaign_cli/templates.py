@@ -269,6 +269,8 @@ def _fields_of(template: Any, prefix: str, channel: bool) -> Iterator[tuple[str,
         for i, value in enumerate(members):
             if isinstance(value, str):
                 yield f"{prefix}.members_template[{i}]", value, channel
+            elif isinstance(value, dict) and isinstance(value.get("user_id"), str):
+                yield f"{prefix}.members_template[{i}].user_id", value["user_id"], channel
 
 
 def check_templates(message_template: dict, channel_template: dict | None, target_kinds: set[str]) -> list[str]:
@@ -495,12 +497,12 @@ class CampaignTemplates:
         self._channel_custom = _compile_custom(channel_template.get("custom"), "channel_template", limits)
         members_template = channel_template.get("members_template")
         self._members_template = (
-            [_Field(f"channel_template.members_template[{i}]", s, limits) for i, s in enumerate(members_template)]
+            [_member_field(i, entry, limits) for i, entry in enumerate(members_template)]
             if members_template is not None else None
         )
         self._members = channel_template.get("members")
         self._fields = [self._text, *_compiled(self._message_custom), *_compiled(self._channel_custom),
-                        *([self._channel_id] if self._channel_id else []), *(self._members_template or [])]
+                        *([self._channel_id] if self._channel_id else []), *(f for f, _ in self._members_template or [])]
 
     @classmethod
     def compile(cls, message_template: dict, channel_template: dict | None,
@@ -527,16 +529,30 @@ class CampaignTemplates:
         """The custom fields of a channel the campaign creates."""
         return _render_custom(self._channel_custom, ctx)
 
-    def members(self, ctx: dict) -> list[str] | None:
-        """Members of a channel the campaign creates: the rendered members_template (empty ids
-        dropped, duplicates removed), or the plain `members` list, or None when neither is set."""
+    def members(self, ctx: dict) -> list[dict[str, Any]] | None:
+        """Members of a channel the campaign creates, as `{user_id, channel_role?, custom?}`: the
+        rendered members_template (empty ids dropped, the first entry of an id kept), or the plain
+        `members` list, or None when neither is set."""
         if self._members_template is not None:
-            return list(dict.fromkeys(m for f in self._members_template if (m := f.render(ctx).strip())))
-        return list(self._members) if self._members is not None else None
+            rendered: dict[str, dict[str, Any]] = {}
+            for field, extra in self._members_template:
+                user_id = field.render(ctx).strip()
+                if user_id:
+                    rendered.setdefault(user_id, {"user_id": user_id, **extra})
+            return list(rendered.values())
+        return [{"user_id": user_id} for user_id in dict.fromkeys(self._members)] if self._members is not None else None
 
     def field_paths(self) -> set[tuple[str, ...]]:
         """Every `name.key…` chain the templates read."""
         return set().union(*(f.paths for f in self._fields))
+
+
+def _member_field(index: int, entry: str | dict, limits: RenderLimits) -> tuple[_Field, dict[str, Any]]:
+    """A members_template entry: its user id template, and its `channel_role` / `custom` as given."""
+    if isinstance(entry, str):
+        return _Field(f"channel_template.members_template[{index}]", entry, limits), {}
+    extra = {key: entry[key] for key in ("channel_role", "custom") if entry.get(key) is not None}
+    return _Field(f"channel_template.members_template[{index}].user_id", entry["user_id"], limits), extra
 
 
 def _compile_custom(custom: Any, prefix: str, limits: RenderLimits) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
-from campaign_cli.paging import page_by_key
+from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import Prepared, chunked, converter
 from campaign_cli.store.engine import reading, writing
@@ -234,11 +234,25 @@ def user_json(row: Any) -> dict[str, Any]:
     return data
 
 
-def list_users(engine: Engine, filter_: dict | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """One page of users matching `filter_`, in import order; returns the page and the next cursor."""
+def user_response(row: Any) -> dict[str, Any]:
+    """A user as the API's user object (in a campaign's `sender` and `users`).
+
+    Custom fields are both at the top level, as chat servers send them, and under `custom`, as
+    the API's schema has them; presence fields this tool does not track have their resting values.
+    Devices (push tokens) are left out.
+    """
+    data = {key: value for key, value in user_json(row).items() if key != "devices" and value is not None}
+    data.update({"language": row.language or "", "custom": dict(row.custom or {}), "online": False, "invisible": False, "shadow_banned": False,
+                 "blocked_user_ids": []})
+    return data
+
+
+def list_users(engine: Engine, filter_: dict | None, limit: int, next_: str | None, prev: str | None = None) -> Page:
+    """One page of users matching `filter_`, in import order, with its cursors."""
     query = select(USERS).where(compile_filter(filter_, USER_FILTER, "--filter"))
-    rows, nxt = page_by_key(engine, query, USERS.c.pk, "users", limit, cursor)
-    return [user_json(r) for r in rows], nxt
+    page = page_by_key(engine, query, USERS.c.pk, "users", limit, next_, prev)
+    page.items = [user_json(r) for r in page.items]
+    return page
 
 
 def count_users(engine: Engine, filter_: dict | None) -> int:

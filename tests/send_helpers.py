@@ -44,18 +44,19 @@ def write_yaml(cli, name: str, data: Any) -> Path:
 def segment(cli, segment_id: str, type_: str = "user", **fields: Any) -> dict:
     """Create a segment from a YAML definition (`filter`, `all_users`, `targets`, …)."""
     path = write_yaml(cli, f"segment-{segment_id}.yaml", {"id": segment_id, "type": type_, **fields})
-    return cli.ok("segment", "create", "-f", str(path), "--json").json()
+    return cli.ok("segment", "create", "-f", str(path), "--json").json()["segment"]
 
 
 def create_campaign(cli, campaign_id: str, **fields: Any) -> dict:
     """Create a draft campaign from acme with a `Hi {{ receiver.name }}` text unless told otherwise."""
     spec = {"id": campaign_id, "sender_id": "acme", "message_template": {"text": "Hi {{ receiver.name }}"}, **fields}
     path = write_yaml(cli, f"campaign-{campaign_id}.yaml", spec)
-    return cli.ok("create", "-f", str(path), "--json").json()
+    return cli.ok("create", "-f", str(path), "--json").json()["campaign"]
 
 
 def get(cli, campaign_id: str) -> dict:
-    return cli.ok("get", campaign_id, "--json").json()
+    """The campaign object `get --json` prints under `campaign`."""
+    return cli.ok("get", campaign_id, "--json").json()["campaign"]
 
 
 def stats(cli, campaign_id: str) -> dict:
@@ -68,7 +69,7 @@ def _pages(cli, key: str, *args: str) -> list[dict]:
     while True:
         page = cli.ok(*args, "--limit", "1000", "--json", *cursor).json()
         items.extend(page[key])
-        if not page["next"]:
+        if "next" not in page:
             return items
         cursor = ["--next", page["next"]]
 
@@ -84,7 +85,8 @@ def events(cli, campaign_id: str, type_: str | None = None) -> list[dict]:
 
 
 def channel(cli, cid: str) -> dict:
-    return cli.ok("channels", "get", cid, "--json").json()
+    """The channel object `channels get --json` prints under `channel`."""
+    return cli.ok("channels", "get", cid, "--json").json()["channel"]
 
 
 def channels(cli) -> list[dict]:
@@ -93,7 +95,7 @@ def channels(cli) -> list[dict]:
 
 def members(cli, cid: str) -> dict[str, dict]:
     """A channel's members by user id: {channel_role, hidden, archived, …}."""
-    return {m["user_id"]: m for m in channel(cli, cid)["members"]}
+    return {m["user_id"]: m for m in cli.ok("channels", "get", cid, "--json").json()["members"]}
 
 
 def config(cli, name: str = "config.yaml", **sections: Any) -> Path:

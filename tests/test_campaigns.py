@@ -72,8 +72,14 @@ def write_yaml(cli, name: str, data) -> Path:
 
 
 def create(cli, **changes) -> dict:
+    """The campaign object `create --json` prints under `campaign`."""
     path = write_yaml(cli, "create.yaml", definition(**changes))
-    return cli.ok("create", "-f", str(path), "--json").json()
+    return cli.ok("create", "-f", str(path), "--json").json()["campaign"]
+
+
+def get(cli, campaign_id: str) -> dict:
+    """The campaign object `get` prints under `campaign`."""
+    return cli.ok("get", campaign_id).json()["campaign"]
 
 
 # ---------------------------------------------------------------- bad input: every rule, at create, validate and update
@@ -82,8 +88,8 @@ BAD = [
     ("both targets", {"user_ids": ["alice"]}, "segment_ids, user_ids: give exactly one of them, not both"),
     ("no targets", {"segment_ids": [], "user_ids": []}, "segment_ids, user_ids: give one of them (the campaign has no targets)"),
     ("26 segments", {"segment_ids": [f"s{i:02}" for i in range(1, 27)]}, "segment_ids: at most 25 segments, got 26"),
-    ("1001 user ids", {"segment_ids": [], "user_ids": [f"u{i}" for i in range(1001)]},
-     "user_ids: at most 1,000 user ids, got 1,001"),
+    ("10001 user ids", {"segment_ids": [], "user_ids": [f"u{i}" for i in range(10_001)]},
+     "user_ids: at most 10,000 user ids, got 10,001"),
     ("unknown sender", {"sender_id": "ghost"}, "sender_id: user 'ghost' not found"),
     ("no sender", {"sender_id": None}, "sender_id: required"),
     ("deleted segment", {"segment_ids": ["beta-testers", "old-segment"]}, "segment_ids: segment 'old-segment' is deleted"),
@@ -108,6 +114,17 @@ BAD = [
      "channel_template: members and members_template are exclusive; give one of them"),
     ("1001 members", {"channel_template": {"type": "messaging", "members": [f"u{i}" for i in range(1001)]}},
      "channel_template.members: at most 1,000 members, got 1,001"),
+    ("members_template object without user_id", {"channel_template": {"type": "messaging", "members_template": [
+        "{{ receiver.id }}", {"channel_role": "channel_moderator"}]}},
+     "channel_template.members_template[1].user_id: required"),
+    ("members_template object with an unknown key", {"channel_template": {"type": "messaging", "members_template": [
+        {"user_id": "acme", "role": "admin"}]}},
+     "channel_template.members_template[0]: unknown key 'role'"),
+    ("members_template custom not a mapping", {"channel_template": {"type": "messaging", "members_template": [
+        {"user_id": "acme", "custom": "vip"}]}},
+     "channel_template.members_template[0].custom: must be a mapping"),
+    ("searchable not a bool", {"message_template": {"text": "Hi", "searchable": "no"}},
+     "message_template.searchable: must be true or false, got 'no'"),
     ("channel in channel_template", {"channel_template": {"type": "messaging", "id": "{{ channel.id }}"}},
      "channel_template.id: line 1: 'channel' is not available in channel_template: the channel does not exist yet"),
     ("sender_mode everyone", {"sender_mode": "everyone"}, "sender_mode: must be include, exclude or null, got 'everyone'"),
@@ -185,7 +202,7 @@ def test_create_a_list_of_campaigns_in_one_file(seeded):
 def test_create_channels_needs_no_channel_template_for_channel_targets(seeded):
     campaign = create(seeded, segment_ids=["eu-support-channels"], create_channels=True,
                       message_template={"text": "Hello {{ channel.id }}"})
-    assert (campaign["create_channels"], campaign["channel_template"]) == (True, None)
+    assert (campaign["create_channels"], "channel_template" in campaign) == (True, False)
 
 
 def test_duplicate_id_is_a_conflict(seeded):
@@ -230,9 +247,16 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
     created_at = campaign.pop("created_at")
     assert campaign.pop("updated_at") == created_at
     assert datetime.fromisoformat(created_at.replace("Z", "+00:00")) > datetime.now(timezone.utc) - timedelta(minutes=1)
+    segment = seeded.ok("segment", "get", "beta-testers", "--json").json()["segment"]
+    acme = seeded.ok("users", "get", "acme", "--json").json()
     assert campaign == {
         "id": "spring", "name": "Spring release", "description": "All beta testers",
         "segment_ids": ["beta-testers"], "user_ids": [], "sender_id": "acme",
+        "segments": [{k: v for k, v in segment.items() if k not in ("description", "filter", "deleted_at")}],
+        "users": [],
+        "sender": {"id": "acme", "name": "Acme Team", "role": "admin", "teams": [], "language": "", "created_at": acme["created_at"],
+                   "updated_at": acme["updated_at"], "banned": False, "custom": {}, "online": False, "invisible": False,
+                   "shadow_banned": False, "blocked_user_ids": []},
         "sender_mode": "include", "sender_visibility": "hidden",
         "message_template": {"text": "Hi {{ receiver.name }}", "attachments": [{"type": "image"}],
                              "custom": {"release": "2.0"}},
@@ -245,7 +269,14 @@ def test_create_from_file_stores_the_definition_as_a_draft(seeded):
                   "stats_channels_created": 0, "stats_users_sent": 0, "stats_users_read": 0, "stats_targets": 0,
                   "stats_skipped": {}, "stats_failed": 0, "stats_failed_reasons": {}},
     }
-    assert seeded.ok("get", "spring", "--json").json() == {**campaign, "created_at": created_at, "updated_at": created_at}
+    assert seeded.ok("get", "spring", "--json").json() == {
+        "campaign": {**campaign, "created_at": created_at, "updated_at": created_at}, "users": {}}
+
+
+def test_searchable_is_kept_in_the_message_template(seeded):
+    campaign = create(seeded, message_template={"text": "Hi", "searchable": False})
+    assert campaign["message_template"] == {"text": "Hi", "searchable": False}
+    assert get(seeded, "spring")["message_template"] == {"text": "Hi", "searchable": False}
 
 
 def test_create_from_flags(seeded):
@@ -253,16 +284,17 @@ def test_create_from_flags(seeded):
                     "--text", "Hi {{ receiver.name }}", "--create-channels", "--channel-type", "messaging")
     assert run.stdout == "pilot\n"
     assert run.stderr == "created campaign 'pilot' (Pilot) as a draft\n"
-    campaign = seeded.ok("get", "pilot").json()
+    campaign = get(seeded, "pilot")
     assert (campaign["user_ids"], campaign["segment_ids"], campaign["create_channels"], campaign["channel_template"],
             campaign["message_template"]) == (["alice", "bob"], [], True, {"type": "messaging"},
-                                              {"text": "Hi {{ receiver.name }}", "attachments": [], "custom": {}})
+                                              {"text": "Hi {{ receiver.name }}"})
+    assert [u["id"] for u in campaign["users"]] == ["alice", "bob"]
 
 
 def test_create_from_flags_generates_an_id_and_takes_segments(seeded):
     run = seeded.ok("create", "--sender", "acme", "--segment", "eu-support-channels", "--segment", "vip-channels",
                     "--text", "Hello {{ channel.id }}", "--json")
-    campaign = run.json()
+    campaign = run.json()["campaign"]
     assert len(campaign["id"]) == 36
     assert campaign["segment_ids"] == ["eu-support-channels", "vip-channels"]
 
@@ -291,19 +323,20 @@ def test_update_replaces_the_given_fields_and_keeps_the_rest(seeded):
     before = create(seeded, skip_push=True)
     path = write_yaml(seeded, "u.yaml", {"name": "Spring 2", "segment_ids": [], "user_ids": ["alice"],
                                          "message_template": {"text": "Yo {{ receiver.name }}"}})
-    updated = seeded.ok("update", "spring", "-f", str(path), "--json").json()
+    document = seeded.ok("update", "spring", "-f", str(path), "--json").json()
+    updated = document["campaign"]
     assert (updated["name"], updated["segment_ids"], updated["user_ids"], updated["message_template"]["text"],
             updated["skip_push"], updated["created_at"]) == (
         "Spring 2", [], ["alice"], "Yo {{ receiver.name }}", True, before["created_at"])
     assert updated["updated_at"] > before["updated_at"]
-    assert seeded.ok("get", "spring").json() == updated
+    assert seeded.ok("get", "spring").json() == document
 
 
 def test_update_a_scheduled_campaign(seeded):
     create(seeded, scheduled_for="2030-01-01T00:00:00Z")
     sql(seeded, "UPDATE campaigns SET status = 'scheduled'")
     path = write_yaml(seeded, "u.yaml", {"stop_at": "2030-01-02T00:00:00Z"})
-    assert seeded.ok("update", "spring", "-f", str(path), "--json").json()["stop_at"] == "2030-01-02T00:00:00Z"
+    assert seeded.ok("update", "spring", "-f", str(path), "--json").json()["campaign"]["stop_at"] == "2030-01-02T00:00:00Z"
     before = campaigns_table(seeded)
     path = write_yaml(seeded, "u.yaml", {"scheduled_for": None})
     run = seeded("update", "spring", "-f", str(path))
@@ -398,7 +431,7 @@ def test_status_shows_a_compact_view(seeded):
     assert lines[12] == "completed      -"
 
 
-def test_status_json_is_the_campaign_object_with_live_figures(seeded):
+def test_status_json_is_the_campaign_document_with_live_figures(seeded):
     create(seeded)
     figures = {"rate": None, "eta_seconds": None, "elapsed_seconds": None, "senders": []}
     assert seeded.ok("status", "spring", "--json").json() == {**seeded.ok("get", "spring", "--json").json(), **figures}
@@ -422,7 +455,7 @@ def test_stats_progress_and_users_read(seeded):
         sql(seeded, "INSERT INTO messages (id, cid, channel_pk, user_id, text, type, attachments, custom, campaign_id, created_at) "
                     "SELECT ?, cid, pk, 'acme', 'Hi', 'regular', '[]', '{}', ?, ? FROM channels WHERE cid = ?",
             message_id, "spring" if message_id != "m3" else "other", created, cid)
-    stats = seeded.ok("get", "spring").json()["stats"]
+    stats = get(seeded, "spring")["stats"]
     assert stats == {"progress": 1.0, "stats_started_at": "2030-01-01T10:00:00Z",
                      "stats_completed_at": "2030-01-01T10:05:00Z", "stats_messages_sent": 2,
                      "stats_channels_created": 1, "stats_users_sent": 2, "stats_users_read": 2, "stats_targets": 3,
@@ -432,7 +465,7 @@ def test_stats_progress_and_users_read(seeded):
 def test_progress_is_done_over_targets_while_sending(seeded):
     create(seeded)
     set_stats(seeded, status="stopped", stats_targets=8, stats_done=2)
-    assert seeded.ok("get", "spring").json()["stats"]["progress"] == 0.25
+    assert get(seeded, "spring")["stats"]["progress"] == 0.25
 
 
 # ---------------------------------------------------------------- validate and the examples

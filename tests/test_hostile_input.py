@@ -246,8 +246,8 @@ def test_aliases_within_the_budget_are_expanded(world):
     path = world.write("segments.yaml", "segments:\n  - {id: s1, type: user, filter: &fr {country: FR}}\n"
                                         "  - {id: s2, type: user, filter: *fr}\n")
     world.ok("segment", "create", "-f", str(path))
-    got = world.ok("segment", "get", "s2", "--json").json()
-    assert (got.get("segment", got)["filter"], got.get("segment", got)["size"]) == ({"country": "FR"}, 2)
+    got = world.ok("segment", "get", "s2", "--json").json()["segment"]
+    assert (got["filter"], got["size"]) == ({"country": "FR"}, 2)
     path = world.write("config.yaml", "sending: {batch_size: &n 3}\nwebhook: {max_attempts: *n}\n")
     world.ok("--config", str(path), "list")
 
@@ -297,7 +297,7 @@ def test_a_template_over_the_budget_fails_only_that_target(world, text, fields, 
     run = world("start", "c2")
 
     assert (run.exit_code, run.stderr) == (0, "")
-    stats = world.ok("get", "c2", "--json").json()["stats"]
+    stats = world.ok("get", "c2", "--json").json()["campaign"]["stats"]
     assert (stats["stats_messages_sent"], stats["stats_failed"]) == (1, 1)
 
 

@@ -137,7 +137,7 @@ def test_a_receiver_without_a_matrix_account_fails_alone(cli, synapse):
 
     assert run.exit_code == 0, run.stderr
     world.assert_each_receiver_got_one_dm()
-    stats = run.json()["stats"]
+    stats = run.json()["campaign"]["stats"]
     assert (stats["stats_messages_sent"], stats["stats_failed"], stats["stats_failed_reasons"]) == (
         2, 1, {"matrix:M_NOT_FOUND": 1})
     status = world.run("status", "c1")
@@ -239,7 +239,7 @@ def test_an_alias_whose_room_the_sender_is_not_in_fails_the_target(cli, synapse)
     run = world.run("start", "c1", "--json")
 
     assert run.exit_code == 0, run.stderr
-    stats = run.json()["stats"]
+    stats = run.json()["campaign"]["stats"]
     assert (stats["stats_messages_sent"], stats["stats_failed_reasons"]) == (0, {"matrix:M_FORBIDDEN": 1})
 
 
@@ -302,8 +302,8 @@ def test_read_receipts_count_as_users_read(cli, synapse):
     run = world.run("status", "c1", "--refresh-reads", "--json")
 
     assert run.exit_code == 0, run.stderr
-    assert run.json()["stats"]["stats_users_read"] == 2
-    assert world.run("status", "c1", "--refresh-reads", "--json").json()["stats"]["stats_users_read"] == 2
+    assert run.json()["campaign"]["stats"]["stats_users_read"] == 2
+    assert world.run("status", "c1", "--refresh-reads", "--json").json()["campaign"]["stats"]["stats_users_read"] == 2
 
 
 def test_users_import_from_matrix_upserts_active_accounts(cli, synapse):

@@ -39,7 +39,7 @@ def test_preview_renders_the_first_targets_and_says_what_would_happen(world):
     after = (channels(world), sql(world, "SELECT count(*) FROM campaign_targets"), sql(world, "SELECT count(*) FROM events"))
     assert after == before
     assert messages(world) == []
-    assert world.ok("get", "c1", "--json").json()["status"] == "draft"
+    assert world.ok("get", "c1", "--json").json()["campaign"]["status"] == "draft"
 
 
 def test_preview_limit_and_skips_without_channel_creation(world):

@@ -32,7 +32,7 @@ def test_start_schedules_a_campaign_whose_stored_time_lies_in_the_future(world):
     run = world("start", "c1", "--json")
 
     assert (run.exit_code, run.stderr) == (0, scheduled_line("c1", FUTURE))
-    data = run.json()
+    data = run.json()["campaign"]
     assert (data["status"], data["scheduled_for"], data["stop_at"]) == ("scheduled", FUTURE, FUTURE_STOP)
     assert (data["stats"]["stats_started_at"], data["stats"]["stats_targets"]) == (None, 0)
     assert messages(world) == []
@@ -48,7 +48,7 @@ def test_at_overrides_the_stored_time_and_keeps_the_stored_stop_at(world):
     run = world("start", "c1", "--at", "2030-05-13T08:00:00+02:00", "--json")
 
     assert (run.exit_code, run.stderr) == (0, scheduled_line("c1", "2030-05-13T06:00:00Z"))
-    data = run.json()
+    data = run.json()["campaign"]
     assert (data["status"], data["scheduled_for"], data["stop_at"]) == ("scheduled", "2030-05-13T06:00:00Z", FUTURE_STOP)
 
 
@@ -56,7 +56,7 @@ def test_now_sends_at_once_and_keeps_the_stored_times(world):
     create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template=DM,
                     scheduled_for=FUTURE, stop_at=FUTURE_STOP)
 
-    data = world.ok("start", "c1", "--now", "--json").json()
+    data = world.ok("start", "c1", "--now", "--json").json()["campaign"]
 
     assert (data["status"], data["scheduled_for"], data["stop_at"]) == ("completed", FUTURE, FUTURE_STOP)
     assert data["stats"]["stats_started_at"] is not None
@@ -66,9 +66,9 @@ def test_now_sends_at_once_and_keeps_the_stored_times(world):
 def test_an_immediate_start_does_not_write_the_start_time_into_scheduled_for(world):
     create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template=DM)
 
-    data = world.ok("start", "c1", "--json").json()
+    data = world.ok("start", "c1", "--json").json()["campaign"]
 
-    assert (data["status"], data["scheduled_for"], data["stop_at"]) == ("completed", None, None)
+    assert (data["status"], data.get("scheduled_for"), data.get("stop_at")) == ("completed", None, None)
     assert data["stats"]["stats_started_at"] is not None
 
 
@@ -76,7 +76,7 @@ def test_a_stored_time_already_passed_starts_at_once(world):
     create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template=DM,
                     scheduled_for="2020-01-01T00:00:00Z")
 
-    data = world.ok("start", "c1", "--json").json()
+    data = world.ok("start", "c1", "--json").json()["campaign"]
 
     assert (data["status"], data["scheduled_for"]) == ("completed", "2020-01-01T00:00:00Z")
 
@@ -86,10 +86,10 @@ def test_a_scheduled_campaign_is_sent_by_run_once_its_time_has_come(world):
     world.ok("start", "c1")  # nothing stored: sent now
     create_campaign(world, "c2", user_ids=["bob"], create_channels=True, channel_template=DM,
                     scheduled_for=rfc3339_in(0.5))
-    assert world.ok("start", "c2", "--json").json()["status"] == "scheduled"
+    assert world.ok("start", "c2", "--json").json()["campaign"]["status"] == "scheduled"
     time.sleep(0.6)
 
-    assert world.ok("run", "--json").json()["status"] == "completed"
+    assert world.ok("run", "--json").json()["campaign"]["status"] == "completed"
     assert [m["text"] for m in messages(world, "c2")] == ["Hi Bob"]
 
 
@@ -100,7 +100,7 @@ def test_send_file_schedules_a_definition_with_a_future_time_and_a_rerun_says_so
 
     for _ in range(2):
         run = world("send", "-f", str(path), "--json")
-        assert (run.exit_code, run.stderr, run.json()["status"]) == (0, scheduled_line("later", FUTURE), "scheduled")
+        assert (run.exit_code, run.stderr, run.json()["campaign"]["status"]) == (0, scheduled_line("later", FUTURE), "scheduled")
     assert messages(world) == []
 
 

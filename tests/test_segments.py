@@ -56,7 +56,7 @@ def fails(cli: Any, code: int, message: str, *args: str, input: str | None = Non
 
 def segment(cli: Any, segment_id: str) -> dict:
     """A segment's JSON, through the CLI."""
-    return cli.ok("segment", "get", segment_id, "--json").json()
+    return cli.ok("segment", "get", segment_id, "--json").json()["segment"]
 
 
 @pytest.fixture
@@ -72,7 +72,8 @@ def directory(cli: Any) -> Any:
 def test_create_with_flags_prints_the_segment_with_the_spec_field_names(cli):
     run = cli.ok("segment", "create", "--type", "user", "--id", "vip", "--name", "VIP", "--description", "Top",
                  "--json")
-    data = run.json()
+    assert list(run.json()) == ["segment"]
+    data = run.json()["segment"]
     assert list(data) == SEGMENT_FIELDS
     assert {k: data[k] for k in SEGMENT_FIELDS if not k.endswith("_at")} == {
         "id": "vip", "type": "user", "name": "VIP", "description": "Top", "filter": None,
@@ -84,7 +85,7 @@ def test_create_with_flags_prints_the_segment_with_the_spec_field_names(cli):
 
 
 def test_create_generates_an_id_when_none_is_given(cli):
-    data = cli.ok("segment", "create", "--type", "channel", "--json").json()
+    data = cli.ok("segment", "create", "--type", "channel", "--json").json()["segment"]
     assert re.fullmatch(r"[0-9a-f]{32}", data["id"])
     assert segment(cli, data["id"])["type"] == "channel"
 
@@ -96,30 +97,30 @@ def test_create_without_json_says_what_it_did_on_stderr(cli):
 
 def test_filter_segment_size_is_computed_at_create(directory):
     data = directory.ok("segment", "create", "--type", "user", "--id", "fr", "--filter", '{"country": "FR"}',
-                        "--json").json()
+                        "--json").json()["segment"]
     assert (data["filter"], data["size"]) == ({"country": "FR"}, 2)
 
 
 def test_all_users_segment_size_is_every_user(directory):
-    data = directory.ok("segment", "create", "--type", "user", "--id", "all", "--all-users", "--json").json()
+    data = directory.ok("segment", "create", "--type", "user", "--id", "all", "--all-users", "--json").json()["segment"]
     assert (data["all_users"], data["size"]) == (True, 5)
 
 
 def test_channel_filter_segment_counts_channels(directory):
     data = directory.ok("segment", "create", "--type", "channel", "--id", "eu",
-                        "--filter", '{"type": "support", "team": "eu"}', "--json").json()
+                        "--filter", '{"type": "support", "team": "eu"}', "--json").json()["segment"]
     assert data["size"] == 2
 
 
 def test_channel_filter_on_members_works(directory):
     data = directory.ok("segment", "create", "--type", "channel", "--id", "with-sender",
-                        "--filter", '{"members": {"$in": ["sender"]}}', "--json").json()
+                        "--filter", '{"members": {"$in": ["sender"]}}', "--json").json()["segment"]
     assert data["size"] == 2
 
 
 def test_all_sender_channels_size_is_not_computed(directory):
     data = directory.ok("segment", "create", "--type", "channel", "--id", "mine", "--all-sender-channels",
-                        "--json").json()
+                        "--json").json()["segment"]
     assert (data["all_sender_channels"], data["size"]) == (True, 0)
 
 
@@ -141,7 +142,7 @@ segments:
 def test_targets_file_is_relative_to_the_yaml_file(cli):
     cli.write("defs/ids.txt", "u1\n\n  u2  \nu3\n")
     path = cli.write("defs/manual.yaml", "id: m\ntype: user\ntargets_file: ids.txt\n")
-    assert cli.ok("segment", "create", "-f", str(path), "--json").json()["size"] == 3
+    assert cli.ok("segment", "create", "-f", str(path), "--json").json()["segment"]["size"] == 3
     assert cli.ok("segment", "targets", "m").stdout == "u1\nu2\nu3\n"
 
 
@@ -288,16 +289,16 @@ def test_update_with_flags_changes_only_what_is_given(directory):
                  "--filter", '{"country": "FR"}')
     before = segment(directory, "fr")
     data = directory.ok("segment", "update", "fr", "--name", "Dutch", "--filter", '{"country": "NL"}',
-                        "--json").json()
+                        "--json").json()["segment"]
     assert (data["name"], data["description"], data["filter"], data["size"]) == ("Dutch", "d", {"country": "NL"}, 1)
     assert data["created_at"] == before["created_at"] and data["updated_at"] > before["updated_at"]
 
 
 def test_update_can_change_the_kind_of_a_segment(directory):
     directory.ok("segment", "create", "--type", "user", "--id", "s", "--filter", '{"country": "FR"}')
-    data = directory.ok("segment", "update", "s", "--all-users", "--json").json()
+    data = directory.ok("segment", "update", "s", "--all-users", "--json").json()["segment"]
     assert (data["filter"], data["all_users"], data["size"]) == (None, True, 5)
-    data = directory.ok("segment", "update", "s", "--no-all-users", "--json").json()
+    data = directory.ok("segment", "update", "s", "--no-all-users", "--json").json()["segment"]
     assert (data["filter"], data["all_users"], data["size"]) == (None, False, 0)
 
 
@@ -315,7 +316,7 @@ def test_update_from_a_file_updates_each_segment_by_its_id(directory):
 def test_update_from_a_file_with_an_id_argument(cli):
     cli.ok("segment", "create", "--type", "user", "--id", "a")
     path = cli.write("u.yaml", "name: Renamed\n")
-    assert cli.ok("segment", "update", "a", "-f", str(path), "--json").json()["name"] == "Renamed"
+    assert cli.ok("segment", "update", "a", "-f", str(path), "--json").json()["segment"]["name"] == "Renamed"
 
 
 def test_update_bad_input_changes_nothing(directory):
@@ -340,10 +341,10 @@ def test_update_bad_input_changes_nothing(directory):
 
 def test_delete_is_soft(cli):
     cli.ok("segment", "create", "--type", "user", "--id", "gone")
-    data = cli.ok("segment", "delete", "gone", "--json").json()
+    data = cli.ok("segment", "delete", "gone", "--json").json()["segment"]
     assert TIME.match(data["deleted_at"])
     assert segment(cli, "gone") == data
-    assert cli.ok("segment", "list", "--json").json() == {"segments": [], "next": None}
+    assert cli.ok("segment", "list", "--json").json() == {"segments": []}
     fails(cli, 4, "segment 'gone' not found (it was deleted)", "segment", "add-targets", "gone", "t2")
     fails(cli, 4, "segment 'gone' not found (it was deleted)", "segment", "delete", "gone")
     fails(cli, 5, "segment 'gone' already exists (deleted, but its id stays taken)",
@@ -356,7 +357,7 @@ def test_refresh_recomputes_the_size_of_a_filter_segment(directory):
     assert segment(directory, "fr")["size"] == 2
     run = directory.ok("segment", "refresh", "fr")
     assert run.stderr == "segment fr: size 3\n"
-    assert directory.ok("segment", "refresh", "fr", "--json").json()["size"] == 3
+    assert directory.ok("segment", "refresh", "fr", "--json").json()["segment"]["size"] == 3
 
 
 # ---------------------------------------------------------------- list
@@ -373,7 +374,7 @@ def _all_pages(cli: Any, *args: str) -> list[str]:
     while True:
         page = cli.ok("segment", "list", *args, *cursor, "--json").json()
         ids += [s["id"] for s in page["segments"]]
-        if page["next"] is None:
+        if "next" not in page:
             return ids
         cursor = ["--next", page["next"]]
 

@@ -28,7 +28,7 @@ def test_every_example_is_listed_here():
 def test_example_creates_its_segments(cli, name):
     import_directory(cli)
     data = cli.ok("segment", "create", "-f", str(EXAMPLES / name), "--json").json()
-    created = data["segments"] if "segments" in data else [data]
+    created = data["segments"] if "segments" in data else [data["segment"]]
     assert [(s["id"], s["type"], s["size"]) for s in created] == EXPECTED[name]
 
 

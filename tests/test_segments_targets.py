@@ -130,7 +130,7 @@ def _pages(cli: Any, *args: str) -> list[list[str]]:
         page = cli.ok("segment", "targets", "m", *args, *cursor, "--json").json()
         assert {t["segment_id"] for t in page["targets"]} <= {"m"}
         pages.append([t["target_id"] for t in page["targets"]])
-        if page["next"] is None:
+        if "next" not in page:
             return pages
         cursor = ["--next", page["next"]]
 

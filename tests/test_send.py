@@ -81,7 +81,7 @@ def test_audience_is_the_union_of_segments_deduplicated_in_id_order(world):
     create_campaign(world, "c1", segment_ids=["fr", "picked"], create_channels=True, channel_template=DM,
                     message_template=to_field())
 
-    started = world.ok("start", "c1", "--json").json()
+    started = world.ok("start", "c1", "--json").json()["campaign"]
 
     assert started["status"] == "completed"
     assert started["stats"]["stats_targets"] == 3
@@ -143,7 +143,7 @@ def test_segment_emptied_before_start_completes_with_zero_targets(world):
     create_campaign(world, "c1", segment_ids=["picked"], create_channels=True, channel_template=DM)
     world.ok("segment", "remove-targets", "picked", "bob", "carol")
 
-    started = world.ok("start", "c1", "--json").json()
+    started = world.ok("start", "c1", "--json").json()["campaign"]
 
     assert started["status"] == "completed"
     assert {k: started["stats"][k] for k in ("progress", "stats_targets", "stats_messages_sent", "stats_skipped")} == {
@@ -179,7 +179,7 @@ def test_distinct_channel_is_created_once_and_reused_by_the_next_campaign(world)
         data = channel(world, cid)
         assert cid.startswith("messaging:")
         assert (data["type"], data["created_by_id"], data["member_count"]) == ("messaging", "acme", 2)
-        roles = {m["user_id"]: m["channel_role"] for m in data["members"]}
+        roles = {user_id: m["channel_role"] for user_id, m in members(world, cid).items()}
         assert roles == {"acme": "owner", receiver: "channel_member"}
     assert stats(world, "c1")["stats_channels_created"] == 2
 
@@ -312,8 +312,31 @@ def test_team_custom_and_members_template_of_created_channels(world):
     assert {k: data[k] for k in ("type", "id", "team", "created_by_id", "member_count", "topic", "priority")} == {
         "type": "team", "id": "t-alice", "team": "blue", "created_by_id": "acme", "member_count": 3,
         "topic": "News for Alice", "priority": 3}
-    assert sorted(m["user_id"] for m in data["members"]) == ["acme", "alice", "carol"]
+    assert sorted(members(world, "team:t-alice")) == ["acme", "alice", "carol"]
     assert stats(world, "c1")["stats_users_sent"] == 2
+
+
+def test_a_campaign_of_10_000_user_ids(world):
+    ids = [f"x{i:05}" for i in range(9_998)] + ["alice", "bob"]
+    create_campaign(world, "c1", user_ids=ids, create_channels=True, channel_template=DM)
+
+    world.ok("start", "c1")
+
+    got = stats(world, "c1")
+    assert (got["stats_targets"], got["stats_messages_sent"], got["stats_skipped"]) == (10_000, 2, {"unknown_user": 9_998})
+    assert texts(messages(world, "c1")) == ["Hi Alice", "Hi Bob"]
+
+
+def test_members_template_objects_give_their_member_a_role_and_custom_fields(world):
+    create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template={
+        "type": "team", "id": "t-{{ receiver.id }}",
+        "members_template": [{"user_id": "{{ receiver.id }}", "channel_role": "channel_moderator", "custom": {"vip": True}},
+                             "carol", {"user_id": "acme", "channel_role": "channel_member"}]})
+
+    world.ok("start", "c1")
+
+    got = {user_id: (m["channel_role"], m.get("custom")) for user_id, m in members(world, "team:t-alice").items()}
+    assert got == {"alice": ("channel_moderator", {"vip": True}), "carol": ("channel_member", None), "acme": ("owner", None)}
 
 
 # ---------------------------------------------------------------- messages
@@ -371,7 +394,7 @@ def test_messages_list_pages_with_a_cursor(world):
     while True:
         page = world.ok("messages", "list", "--campaign", "c1", "--limit", "3", "--json", *cursor).json()
         pages.append([m["to"] for m in page["messages"]])
-        if not page["next"]:
+        if "next" not in page:
             break
         cursor = ["--next", page["next"]]
 
@@ -413,12 +436,12 @@ def test_events_are_recorded_in_order_with_the_campaign_in_started_and_completed
 def test_start_detach_only_freezes_and_run_sends(world):
     create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True, channel_template=DM)
 
-    detached = world.ok("start", "c1", "--detach", "--json").json()
+    detached = world.ok("start", "c1", "--detach", "--json").json()["campaign"]
 
     assert (detached["status"], detached["stats"]["stats_targets"], detached["stats"]["stats_messages_sent"]) == (
         "in_progress", 2, 0)
     assert messages(world, "c1") == []
-    assert world.ok("run", "c1", "--json").json()["status"] == "completed"
+    assert world.ok("run", "c1", "--json").json()["campaign"]["status"] == "completed"
     assert texts(messages(world, "c1")) == ["Hi Alice", "Hi Bob"]
 
 
@@ -438,7 +461,7 @@ def test_scheduled_campaign_is_sent_by_run_once_its_time_has_come(world):
     create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template=DM)
     at = rfc3339_in(1.0)
 
-    scheduled = world.ok("start", "c1", "--at", at, "--json").json()
+    scheduled = world.ok("start", "c1", "--at", at, "--json").json()["campaign"]
     assert (scheduled["status"], parse_time(scheduled["scheduled_for"], "t")) == ("scheduled", parse_time(at, "t"))
 
     world.ok("run")
@@ -457,7 +480,7 @@ def test_stop_at_stops_the_campaign_and_resume_finishes_it_without_duplicates(wo
 
     run = world("start", "c1", "--rate", "20", "--batch-size", "5", "--stop-at", rfc3339_in(0.8), "--json")
 
-    stopped = run.json()
+    stopped = run.json()["campaign"]
     assert stopped["status"] == "stopped"
     sent = stopped["stats"]["stats_messages_sent"]
     assert 0 < sent < 60 and sent % 5 == 0
@@ -466,7 +489,7 @@ def test_stop_at_stops_the_campaign_and_resume_finishes_it_without_duplicates(wo
     assert len(messages(world, "c1")) == sent
     assert event_types(world, "c1")[-1] == "campaign.stopped"
 
-    assert world.ok("resume", "c1", "--json").json()["status"] == "completed"
+    assert world.ok("resume", "c1", "--json").json()["campaign"]["status"] == "completed"
     assert receivers(world, "c1") == ids
     assert stats(world, "c1")["stats_messages_sent"] == 60
 
@@ -477,7 +500,7 @@ def test_stop_from_another_process_is_honoured_within_a_batch_and_resume_continu
     sender = spawn(world, "start", "c1", "--rate", "20", "--batch-size", "5")
     try:
         wait_until(lambda: done(world, "c1") >= 5)
-        status = world.ok("status", "c1", "--json").json()
+        status = world.ok("status", "c1", "--json").json()["campaign"]
         assert status["status"] == "in_progress"
         assert 0 < status["stats"]["progress"] < 1
 
@@ -508,13 +531,13 @@ def test_send_file_creates_starts_and_runs_and_a_rerun_sends_nothing(world):
                                            "channel_template": DM,
                                            "message_template": {"text": "Hi {{ receiver.name }}"}})
 
-    first = world.ok("send", "-f", str(path), "--json").json()
+    first = world.ok("send", "-f", str(path), "--json").json()["campaign"]
     again = world("send", "-f", str(path), "--json")
 
     assert first["status"] == "completed"
     assert first["stats"]["stats_messages_sent"] == 2
     assert again.exit_code == 0
-    assert again.json()["id"] == first["id"]
+    assert again.json()["campaign"]["id"] == first["id"]
     assert again.stderr == f"campaign {first['id']} already completed; nothing to send\n"
     assert texts(messages(world)) == ["Hi Alice", "Hi Bob"]
     assert [c["id"] for c in world.ok("list", "--json").json()["campaigns"]] == [first["id"]]

@@ -53,6 +53,7 @@ def test_every_event_is_posted_to_the_webhook_with_a_valid_signature(world, rece
     posted = by_type(hook)
     started, completed = posted["campaign.started"][0]["campaign"], posted["campaign.completed"][0]["campaign"]
     assert (started["id"], started["status"], started["stats"]["stats_targets"]) == ("c1", "in_progress", 2)
+    assert ([u["id"] for u in started["users"]], started["sender"]["id"]) == (["alice", "bob"], "acme")
     assert (completed["status"], completed["stats"]["stats_messages_sent"], completed["stats"]["progress"]) == (
         "completed", 2, 1.0)
     sent = messages(world, "c1")
@@ -92,7 +93,7 @@ def test_a_dead_webhook_never_fails_or_holds_up_the_campaign(world, receivers, f
     run = world("--config", str(settings), "start", "c1", "--json")
     elapsed = time.monotonic() - began
 
-    assert (run.exit_code, run.json()["status"], run.json()["stats"]["stats_messages_sent"]) == (0, "completed", 2)
+    assert (run.exit_code, run.json()["campaign"]["status"], run.json()["campaign"]["stats"]["stats_messages_sent"]) == (0, "completed", 2)
     assert elapsed < 4.0, f"took {elapsed:.1f} s"
     assert len(messages(world, "c1")) == 2
     assert sql(world, "SELECT count(*) FROM outbox WHERE sink = 'webhook' AND status = 'delivered'") == [(0,)]

@@ -32,11 +32,11 @@ def test_status_json_of_a_completed_campaign_has_elapsed_time_and_no_rate(cli):
 
     status = cli.ok("status", "c1", "--json").json()
 
-    assert status["status"] == "completed"
+    assert status["campaign"]["status"] == "completed"
     assert (status["rate"], status["eta_seconds"]) == (None, None)
     assert [(s["batches"], s["targets"], s["live"]) for s in status["senders"]] == [(1, 21, False)]
     assert isinstance(status["elapsed_seconds"], float) and 0 <= status["elapsed_seconds"] < 30
-    assert status["stats"]["stats_messages_sent"] == 20
+    assert status["campaign"]["stats"]["stats_messages_sent"] == 20
 
 
 def test_status_json_of_a_draft_has_no_figures(cli):
@@ -69,8 +69,8 @@ def test_watch_follows_a_running_campaign_until_it_completes(cli):
 
     assert (code, err) == (0, "")
     final = __import__("json").loads(out)
-    assert final["status"] == "completed"
-    assert final["stats"]["stats_messages_sent"] == 60
+    assert final["campaign"]["status"] == "completed"
+    assert final["campaign"]["stats"]["stats_messages_sent"] == 60
     assert [(s["batches"], s["targets"], s["live"], s["lease_expires_at"]) for s in final["senders"]] == [
         (7, 61, False, None)]  # the all-users segment holds the sender too, skipped
 
@@ -90,7 +90,7 @@ def test_watch_of_a_campaign_that_gets_stopped_exits_6(cli):
         stop_process(watcher)
         stop_process(sender)
 
-    assert live["status"] == "in_progress"
+    assert live["campaign"]["status"] == "in_progress"
     assert [s["live"] for s in live["senders"]] == [True]
     assert re.fullmatch(rf"[^:\s]+:{sender.pid}:[0-9a-f]{{8}}", live["senders"][0]["owner"])
     assert live["rate"] > 0 and live["eta_seconds"] > 0 and live["elapsed_seconds"] >= 0
@@ -114,12 +114,12 @@ def test_status_says_when_the_sender_died(cli):
     status = cli.ok("status", "c1", "--json").json()
     view = cli.ok("status", "c1").stdout
 
-    assert status["status"] == "in_progress"
+    assert status["campaign"]["status"] == "in_progress"
     assert [(s["owner"].split(":")[1], s["live"]) for s in status["senders"]] == [(str(sender.pid), False)]
     assert "lease expired" in view
     assert "note its sender died (lease expired): `campaign resume c1` continues" in " ".join(view.split()), view
     cli.ok("--config", str(short_lease), "run", "c1")
-    assert cli.ok("status", "c1", "--json").json()["stats"]["stats_messages_sent"] == 60
+    assert cli.ok("status", "c1", "--json").json()["campaign"]["stats"]["stats_messages_sent"] == 60
 
 
 def test_status_of_an_unknown_campaign_exits_4(cli):
@@ -176,7 +176,7 @@ def test_a_resumed_run_shows_its_own_count_and_rate(cli):
         finish(sender)
     finally:
         stop_process(sender)
-    before = cli.ok("status", "c1", "--json").json()["stats"]["stats_messages_sent"]
+    before = cli.ok("status", "c1", "--json").json()["campaign"]["stats"]["stats_messages_sent"]
 
     code, shown = on_a_terminal(cli, "resume", "c1")
 

@@ -81,12 +81,20 @@ def test_message_and_channel_fields():
     assert templates.message_custom(c) == {"greeting": "Hello Ana", "priority": 2, "tags": ["a"]}
     assert templates.channel_id(c) == "dm-ana"
     assert templates.channel_custom(c) == {"topic": "Acme Team news", "pinned": True}
-    assert templates.members(c) == ["ana", "acme"]
+    assert templates.members(c) == [{"user_id": "ana"}, {"user_id": "acme"}]
+
+
+def test_members_template_objects_keep_their_role_and_custom():
+    templates = CampaignTemplates.compile({"text": "Hi"}, {"type": "messaging", "members_template": [
+        {"user_id": "{{ receiver.id }}", "channel_role": "channel_moderator", "custom": {"vip": True}},
+        "{{ sender.id }}", {"user_id": "{{ receiver.buddy }}"}, {"user_id": "{{ receiver.id }}", "channel_role": "x"}]})
+    assert templates.members(ctx()) == [
+        {"user_id": "ana", "channel_role": "channel_moderator", "custom": {"vip": True}}, {"user_id": "acme"}]
 
 
 def test_plain_members_and_absent_channel_fields():
     templates = CampaignTemplates.compile({"text": "Hi"}, {"type": "messaging", "members": ["ops-lead", "acme"]})
-    assert templates.members(ctx()) == ["ops-lead", "acme"]
+    assert templates.members(ctx()) == [{"user_id": "ops-lead"}, {"user_id": "acme"}]
     assert templates.channel_id(ctx()) is None
     assert templates.channel_custom(ctx()) == {}
     assert templates.message_custom(ctx()) == {}

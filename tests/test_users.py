@@ -296,7 +296,7 @@ def test_list_pages_through_every_user_once(cli):
         page = cli.ok(*args).json()
         pages.append(len(page["users"]))
         seen += [u["id"] for u in page["users"]]
-        cursor = page["next"]
+        cursor = page.get("next")
         if cursor is None:
             break
     assert pages == [10, 10, 5]
@@ -309,7 +309,7 @@ def test_list_pages_a_filter(cli):
     first = cli.ok("users", "list", "--json", "--limit", "5", "--filter", '{"even": true}').json()
     second = cli.ok("users", "list", "--json", "--limit", "10", "--filter", '{"even": true}', "--next", first["next"]).json()
     assert [u["id"] for u in first["users"] + second["users"]] == [f"u{n:02d}" for n in range(0, 25, 2)]
-    assert second["next"] is None
+    assert "next" not in second
 
 
 def test_list_on_a_terminal_prints_a_table_and_the_cursor(cli):

@@ -26,7 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "channels": ("campaign_cli.cli.channels", "Import, list and get channels with their members."),
     "segment": ("campaign_cli.cli.segments", "Define who a campaign reaches: filters, all users, channels, target lists."),
     "create": ("campaign_cli.cli.campaigns", "Create draft campaigns from a YAML file (-f), or one from flags."),
-    "get": ("campaign_cli.cli.campaigns", "Show a campaign: every field and its stats."),
+    "get": ("campaign_cli.cli.campaigns", "Show a campaign: every field, its stats, segments, sender and a page of its users."),
     "status": ("campaign_cli.cli.campaigns", "Show a campaign's status, progress, rate and senders; --watch follows it live."),
     "update": ("campaign_cli.cli.campaigns", "Change a draft or scheduled campaign: the file's fields replace the stored ones."),
     "delete": ("campaign_cli.cli.campaigns", "Delete a campaign that is not in progress."),

@@ -17,11 +17,13 @@ from campaign_cli import campaigns as service
 from campaign_cli import delivery, lifecycle, monitor, validation
 from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
-from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, emit_json, plural, say, stdout, table
+from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, plural, say,
+                                     say_cursors, stdout, table)
 from campaign_cli.errors import CampaignStopped, InvalidInput, InvalidInputs, NoDatabase, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.settings import DEFAULT_DB, db_url_from
+from campaign_cli.target_users import DEFAULT_USERS_LIMIT, MAX_USERS_LIMIT
 from campaign_cli.timeutil import parse_time, to_local
 
 # readable=False on file parameters: the loaders report an unreadable file themselves, as invalid input (exit 3).
@@ -50,7 +52,7 @@ def create(
 ) -> None:
     """Create draft campaigns from a YAML file (-f), or one from flags.
 
-    --json prints the campaign, or {"campaigns": [...]} for a file with a `campaigns:` list.
+    --json prints {"campaign": {...}, "users": {...}}, or {"campaigns": [...]} for a file with a `campaigns:` list.
     """
     flags = _spec_from_flags(campaign_id, name, sender, segments, users, text, create_channels, channel_type)
     if file is not None and flags:
@@ -58,11 +60,11 @@ def create(
     if file is None and not flags:
         raise UsageError("give -f FILE or field flags (--sender, --text, --segment or --user, …)")
     specs, listed = service.load_campaign_file(file) if file is not None else ([("command line", flags)], False)
-    created = service.create_campaigns(engine_or_new_of(ctx), specs)
+    documents = service.create_campaigns(engine_or_new_of(ctx), specs)
     if as_json:
-        emit_json({"campaigns": created} if listed else created[0])
+        emit_json({"campaigns": [d["campaign"] for d in documents]} if listed else documents[0])
         return
-    for campaign in created:
+    for campaign in (d["campaign"] for d in documents):
         print(campaign["id"])
         say(f"created campaign {campaign['id']!r} ({campaign['name'] or 'no name'}) as a draft")
 
@@ -81,9 +83,17 @@ def _spec_from_flags(campaign_id: str | None, name: str | None, sender: str | No
     return {key: value for key, value in spec.items() if value is not None}
 
 
-def get(ctx: typer.Context, campaign_id: IdArgument, as_json: JsonOption = False) -> None:
-    """Show a campaign: every field and its stats."""
-    emit_json(service.get_campaign(engine_of(ctx), campaign_id))
+def get(
+    ctx: typer.Context,
+    campaign_id: IdArgument,
+    users_limit: Annotated[int, typer.Option(
+        "--users-limit", help=f"Target users in `users`, at most {MAX_USERS_LIMIT}.")] = DEFAULT_USERS_LIMIT,
+    users_next: Annotated[str | None, typer.Option("--users-next", help="Cursor users.next: the next users.")] = None,
+    users_prev: Annotated[str | None, typer.Option("--users-prev", help="Cursor users.prev: the users before.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a campaign: every field, its stats, segments, sender and a page of its users."""
+    emit_json(service.get_campaign(engine_of(ctx), campaign_id, users_limit, users_next, users_prev))
 
 
 def status(
@@ -100,18 +110,18 @@ def status(
     if refresh_reads:
         delivery.refresh_reads(engine, app_context(ctx).settings, campaign_id)
     if not watch:
-        campaign = monitor.campaign_status(engine, campaign_id)
+        document = monitor.campaign_status(engine, campaign_id)
         if as_json:
-            emit_json(campaign)
+            emit_json(document)
             return
         with engine.connect() as conn:
             deliveries = outbox_stats(conn, campaign_id)
-        stdout.print(status_view(campaign, deliveries))
+        stdout.print(status_view(document, deliveries))
         return
-    campaign = watch_campaign(engine, campaign_id, interval, show=not as_json)
+    document = watch_campaign(engine, campaign_id, interval, show=not as_json)
     if as_json:
-        emit_json(campaign)
-    if campaign["status"] == lifecycle.STOPPED:
+        emit_json(document)
+    if document["campaign"]["status"] == lifecycle.STOPPED:
         raise CampaignStopped(f"campaign {campaign_id!r} ended stopped")
 
 
@@ -120,29 +130,30 @@ def watch_campaign(engine: Engine, campaign_id: str, interval: float, show: bool
 
     A draft has nothing to follow: it is shown once.
     """
-    campaign = monitor.campaign_status(engine, campaign_id)
-    with Live(status_view(campaign), console=stdout, auto_refresh=False, transient=False) if show else nullcontext() as live:
-        while campaign["status"] != lifecycle.DRAFT and not monitor.has_ended(campaign):
+    document = monitor.campaign_status(engine, campaign_id)
+    with Live(status_view(document), console=stdout, auto_refresh=False, transient=False) if show else nullcontext() as live:
+        while document["campaign"]["status"] != lifecycle.DRAFT and not monitor.has_ended(document):
             time.sleep(interval)
-            campaign = monitor.campaign_status(engine, campaign_id)
+            document = monitor.campaign_status(engine, campaign_id)
             if live is not None:
-                live.update(status_view(campaign), refresh=True)
-    return campaign
+                live.update(status_view(document), refresh=True)
+    return document
 
 
 def print_status(engine: Engine, campaign_id: str, as_json: bool) -> None:
-    """The campaign object as JSON, or the compact view with its webhook and push deliveries."""
-    campaign = service.get_campaign(engine, campaign_id)
+    """The campaign document as JSON (like `get`), or the compact view with its webhook and push deliveries."""
+    document = service.get_campaign(engine, campaign_id)
     if as_json:
-        emit_json(campaign)
+        emit_json(document)
         return
     with engine.connect() as conn:
         deliveries = outbox_stats(conn, campaign_id)
-    stdout.print(status_view(campaign, deliveries))
+    stdout.print(status_view(document, deliveries))
 
 
-def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] | None = None) -> Table:
-    """The compact view of `status`: progress bar, counts, rate, ETA, senders and times."""
+def status_view(document: dict[str, Any], deliveries: dict[str, dict[str, int]] | None = None) -> Table:
+    """The compact view of `status` from a campaign document: progress bar, counts, rate, ETA, senders and times."""
+    campaign = document["campaign"]
     stats = campaign["stats"]
     view = Table.grid(padding=(0, 2))
     view.add_column(style="bold", no_wrap=True)
@@ -162,12 +173,12 @@ def status_view(campaign: dict[str, Any], deliveries: dict[str, dict[str, int]] 
         view.add_row("skipped", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_skipped"].items())))
     if stats.get("stats_failed_reasons"):
         view.add_row("failed", " · ".join(f"{reason} {n:,}" for reason, n in sorted(stats["stats_failed_reasons"].items())))
-    if "rate" in campaign:
-        _add_live_rows(view, campaign)
+    if "rate" in document:
+        _add_live_rows(view, document)
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
             view.add_row(f"{sink} calls", " · ".join(f"{status} {n:,}" for status, n in counts.items()))
-    for label, value in (("scheduled for", campaign["scheduled_for"]), ("stop at", campaign["stop_at"]),
+    for label, value in (("scheduled for", campaign.get("scheduled_for")), ("stop at", campaign.get("stop_at")),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
         view.add_row(label, _local(value))
@@ -181,19 +192,20 @@ def sender_line(sender: dict[str, Any]) -> str:
             f"last seen {_local(sender['last_seen'])} · {state}")
 
 
-def _add_live_rows(view: Table, campaign: dict[str, Any]) -> None:
+def _add_live_rows(view: Table, document: dict[str, Any]) -> None:
     """Rate, ETA, elapsed time and the senders (from `monitor.campaign_status`)."""
-    if campaign["rate"] is not None:
-        eta = campaign["eta_seconds"]
-        view.add_row("rate", f"{campaign['rate']:,.1f} messages/s over the last minute · ETA "
+    campaign = document["campaign"]
+    if document["rate"] is not None:
+        eta = document["eta_seconds"]
+        view.add_row("rate", f"{document['rate']:,.1f} messages/s over the last minute · ETA "
                              + ("-" if eta is None else _duration(eta)))
-    if campaign["elapsed_seconds"] is not None:
-        view.add_row("elapsed", _duration(campaign["elapsed_seconds"]))
-    for sender in campaign["senders"]:
+    if document["elapsed_seconds"] is not None:
+        view.add_row("elapsed", _duration(document["elapsed_seconds"]))
+    for sender in document["senders"]:
         view.add_row("sender", sender_line(sender))
-    if monitor.sender_died(campaign):
+    if monitor.sender_died(document):
         view.add_row("note", f"its sender died (lease expired): `campaign resume {campaign['id']}` continues")
-    elif campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in campaign["senders"]):
+    elif campaign["status"] == lifecycle.IN_PROGRESS and not any(s["live"] for s in document["senders"]):
         view.add_row("note", f"no sender is working on it: `campaign run {campaign['id']}` sends it")
 
 
@@ -216,9 +228,9 @@ def update(ctx: typer.Context, campaign_id: IdArgument,
            as_json: JsonOption = False) -> None:
     """Change a draft or scheduled campaign: the file's fields replace the stored ones."""
     where, spec = service.load_one_campaign(file)
-    campaign = service.update_campaign(engine_of(ctx), campaign_id, spec, where)
+    document = service.update_campaign(engine_of(ctx), campaign_id, spec, where)
     if as_json:
-        emit_json(campaign)
+        emit_json(document)
     else:
         say(f"updated campaign {campaign_id!r}")
 
@@ -238,21 +250,22 @@ def list_(
     sort: Annotated[list[str] | None, typer.Option("--sort", help="field or -field, repeatable [default: -created_at].")] = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List campaigns: --filter on id, name, sender_id, status, created_at, updated_at, segments."""
-    items, nxt = service.list_campaigns(engine_of(ctx), parse_filter_text(filter_), sort or ["-created_at"], limit, next_)
+    page = service.list_campaigns(engine_of(ctx), parse_filter_text(filter_), sort or ["-created_at"], limit,
+                                  next_, prev)
     if as_json:
-        emit_json({"campaigns": items, "next": nxt})
+        emit_json(page.envelope("campaigns"))
         return
-    if not items and not nxt:
+    if not page.items and not page.cursors():
         say("no campaigns match")
         return
     table(["id", "name", "status", "sender_id", "targets", "progress", "created_at"],
           ([c["id"], c["name"], c["status"], c["sender_id"], _targets(c), f"{c['stats']['progress']:.0%}",
-            _local(c["created_at"])] for c in items))
-    if nxt:
-        say(f"next: {nxt}")
+            _local(c["created_at"])] for c in page.items))
+    say_cursors(page)
 
 
 def _targets(campaign: dict[str, Any]) -> str:

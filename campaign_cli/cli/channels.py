@@ -8,7 +8,7 @@ import typer
 
 from campaign_cli import channels as service
 from campaign_cli.cli.context import engine_of, engine_or_new_of
-from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json, print_page, table
+from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, PrevOption, byte_progress, emit_json, print_page, table
 from campaign_cli.cli.users import FormatOption, report_import, sources_of
 from campaign_cli.filters import parse_filter_text
 
@@ -36,20 +36,22 @@ def list_(
     filter_: FilterOption = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List channels matching a filter."""
-    items, nxt = service.list_channels(engine_of(ctx), parse_filter_text(filter_), limit, next_)
-    print_page(items, nxt, "channels", as_json, ["cid", "team", "created_by_id", "member_count", "last_message_at"])
+    page = service.list_channels(engine_of(ctx), parse_filter_text(filter_), limit, next_, prev)
+    print_page(page, "channels", as_json, ["cid", "team", "created_by_id", "member_count", "last_message_at"])
 
 
 @app.command("get")
 def get(ctx: typer.Context, cid: Annotated[str, typer.Argument(metavar="CID")], as_json: JsonOption = False) -> None:
-    """Show one channel with its members."""
+    """Show one channel with its members (--json: {"channel": {...}, "members": [...]})."""
     channel = service.get_channel(engine_of(ctx), cid)
+    members = channel.pop("members")
     if as_json:
-        emit_json(channel)
+        emit_json({"channel": channel, "members": members})
         return
-    emit_json({k: v for k, v in channel.items() if k != "members"})
+    emit_json(channel)
     table(["user_id", "channel_role", "hidden", "archived", "last_read_at"],
-          ([m["user_id"], m["channel_role"], m["hidden"], m["archived"], m["last_read_at"]] for m in channel["members"]))
+          ([m["user_id"], m["channel_role"], m["hidden"], m["archived"], m["last_read_at"]] for m in members))

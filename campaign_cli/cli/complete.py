@@ -54,7 +54,7 @@ def _campaigns(statuses: tuple[str, ...] | None) -> Callable[[typer.Context, str
             query["status"] = {"$in": list(statuses)}
 
         def lister(engine: Any) -> list[tuple[str, str]]:
-            items, _ = list_campaigns(engine, query or None, ["id"], MAX_CHOICES, None)
+            items = list_campaigns(engine, query or None, ["id"], MAX_CHOICES, None).items
             return [(c["id"], f"{c['status']}" + (f" · {c['name']}" if c["name"] else "")) for c in items]
 
         return _choices(ctx, lister)
@@ -68,7 +68,7 @@ def segment_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
     def lister(engine: Any) -> list[tuple[str, str]]:
         query = {"id": {"$autocomplete": incomplete}} if incomplete else None
-        items, _ = list_segments(engine, query, ["id"], MAX_CHOICES, None)
+        items = list_segments(engine, query, ["id"], MAX_CHOICES, None).items
         return [(s["id"], f"{s['type']} segment" + (f" · {s['name']}" if s["name"] else "")) for s in items]
 
     return _choices(ctx, lister)

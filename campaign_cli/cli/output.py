@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 from rich.console import Console
@@ -18,9 +18,13 @@ from rich.table import Column, Table
 
 from campaign_cli.timeutil import parse_time, to_local
 
+if TYPE_CHECKING:
+    from campaign_cli.paging import Page
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 LimitOption = Annotated[int, typer.Option("--limit", help="Items per page.")]
-NextOption = Annotated[str | None, typer.Option("--next", help="Cursor printed by the previous page.")]
+NextOption = Annotated[str | None, typer.Option("--next", help="Cursor `next` printed by a page: the page after it.")]
+PrevOption = Annotated[str | None, typer.Option("--prev", help="Cursor `prev` printed by a page: the page before it.")]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="Query filter as JSON.")]
 
 stdout = Console(soft_wrap=True)
@@ -54,17 +58,22 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     stdout.print(t)
 
 
-def print_page(items: list[dict], nxt: str | None, key: str, as_json: bool, columns: Sequence[str]) -> None:
-    """One page of a listing: JSON `{key: [...], "next": ...}` or a table and the next cursor."""
+def print_page(page: Page, key: str, as_json: bool, columns: Sequence[str]) -> None:
+    """One page of a listing: JSON `{key: [...], "next": …, "prev": …}` or a table and the cursors."""
     if as_json:
-        emit_json({key: items, "next": nxt})
+        emit_json(page.envelope(key))
         return
-    if not items and not nxt:
+    if not page.items and not page.cursors():
         say(f"no {key} match")
         return
-    table(columns, ([_cell(item.get(c)) for c in columns] for item in items))
-    if nxt:
-        say(f"next: {nxt}")
+    table(columns, ([_cell(item.get(c)) for c in columns] for item in page.items))
+    say_cursors(page)
+
+
+def say_cursors(page: Page) -> None:
+    """The cursors of a page shown as a table, on stderr."""
+    for name, cursor in page.cursors().items():
+        say(f"{name}: {cursor}")
 
 
 _JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

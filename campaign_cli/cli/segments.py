@@ -11,7 +11,8 @@ import typer
 from campaign_cli import segments as service
 from campaign_cli.cli import complete
 from campaign_cli.cli.context import engine_of, engine_or_new_of
-from campaign_cli.cli.output import FilterOption, JsonOption, NextOption, emit_json, plural, print_page, say
+from campaign_cli.cli.output import (FilterOption, JsonOption, NextOption, PrevOption, emit_json, plural, print_page, say,
+                                     say_cursors)
 from campaign_cli.errors import NotFound, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.segments import TargetSource
@@ -55,7 +56,7 @@ def _specs(file: Path | None, flags: dict[str, Any]) -> tuple[list[service.Segme
 
 def _print_segments(segments: list[dict], listed: bool, as_json: bool, verb: str) -> None:
     if as_json:
-        emit_json({"segments": segments} if listed else segments[0])
+        emit_json({"segments": segments} if listed else {"segment": segments[0]})
         return
     for segment in segments:
         say(f"{verb} {segment['type']} segment {segment['id']} (size {segment['size']:,})")
@@ -83,8 +84,8 @@ def create(
 
 @app.command("get")
 def get(ctx: typer.Context, segment_id: IdArgument, as_json: JsonOption = False) -> None:
-    """Show one segment (deleted ones too, with their deleted_at)."""
-    emit_json(service.get_segment(engine_of(ctx), segment_id))
+    """Show one segment (deleted ones too, with their deleted_at), as {"segment": {...}}."""
+    emit_json({"segment": service.get_segment(engine_of(ctx), segment_id)})
 
 
 @app.command("update")
@@ -115,7 +116,7 @@ def update(
 def delete(ctx: typer.Context, segment_id: IdArgument, as_json: JsonOption = False) -> None:
     """Delete a segment (soft: it keeps its id and is no longer listed nor usable by campaigns)."""
     segment = service.delete_segment(engine_of(ctx), segment_id)
-    emit_json(segment) if as_json else say(f"deleted segment {segment['id']}")
+    emit_json({"segment": segment}) if as_json else say(f"deleted segment {segment['id']}")
 
 
 @app.command("list")
@@ -125,11 +126,12 @@ def list_(
     sort: SortOption = None,
     limit: Annotated[int, typer.Option("--limit", help="Segments per page, at most 100.")] = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List segments; --filter and --sort over id, name, type, all_users, created_at, updated_at."""
-    items, nxt = service.list_segments(engine_of(ctx), parse_filter_text(filter_), sort or [], limit, next_)
-    print_page(items, nxt, "segments", as_json, ["id", "type", "name", "size", "all_users", "all_sender_channels",
+    page = service.list_segments(engine_of(ctx), parse_filter_text(filter_), sort or [], limit, next_, prev)
+    print_page(page, "segments", as_json, ["id", "type", "name", "size", "all_users", "all_sender_channels",
                                                  "created_at"])
 
 
@@ -177,18 +179,19 @@ def targets(
     sort: Annotated[list[str] | None, typer.Option("--sort", help="target_id (default) or -target_id.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Targets per page, at most 10,000.")] = 1000,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Page through a segment's targets sorted by target id (one id a line, or JSON)."""
-    items, nxt = service.list_targets(engine_of(ctx), segment_id, parse_filter_text(filter_), sort or [], limit, next_)
+    page = service.list_targets(engine_of(ctx), segment_id, parse_filter_text(filter_), sort or [], limit,
+                                next_, prev)
     if as_json:
-        emit_json({"targets": items, "next": nxt})
+        emit_json(page.envelope("targets"))
         return
-    if not items and not nxt:
+    if not page.items and not page.cursors():
         say("no targets match")
-    sys.stdout.write("".join(item["target_id"] + "\n" for item in items))
-    if nxt:
-        say(f"next: {nxt}")
+    sys.stdout.write("".join(item["target_id"] + "\n" for item in page.items))
+    say_cursors(page)
 
 
 @app.command("target-exists")
@@ -231,4 +234,4 @@ def sync(
 def refresh(ctx: typer.Context, segment_id: IdArgument, as_json: JsonOption = False) -> None:
     """Recompute a segment's size."""
     segment = service.refresh_segment(engine_of(ctx), segment_id)
-    emit_json(segment) if as_json else say(f"segment {segment['id']}: size {segment['size']:,}")
+    emit_json({"segment": segment}) if as_json else say(f"segment {segment['id']}: size {segment['size']:,}")

@@ -18,8 +18,8 @@ from campaign_cli.campaigns import get_campaign_row, live_campaign_row
 from campaign_cli.cli.campaigns import print_status
 from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context
-from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, RunProgress, count_progress_columns, emit_json,
-                                     print_page, say, stderr, table)
+from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, PrevOption, RunProgress,
+                                     count_progress_columns, emit_json, print_page, say, stderr, table)
 from campaign_cli.errors import CampaignStopped, Conflict, Interrupted, UsageError
 from campaign_cli.lifecycle import SCHEDULED
 from campaign_cli.sending import control
@@ -219,11 +219,12 @@ def messages_list(
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign's messages.")] = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List messages, oldest first."""
-    items, nxt = history.list_messages(app_context(ctx).engine, campaign, limit, next_)
-    print_page(items, nxt, "messages", as_json, ["id", "cid", "user_id", "text", "created_at"])
+    page = history.list_messages(app_context(ctx).engine, campaign, limit, next_, prev)
+    print_page(page, "messages", as_json, ["id", "cid", "user_id", "text", "created_at"])
 
 
 @events_app.command("list")
@@ -233,11 +234,12 @@ def events_list(
     type_: Annotated[str | None, typer.Option("--type", help="Only events of this type, e.g. message.new.")] = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List events in the order they were emitted."""
-    items, nxt = history.list_events(app_context(ctx).engine, campaign, type_, limit, next_)
-    print_page(items, nxt, "events", as_json, ["type", "campaign_id", "cid", "message_id", "created_at"])
+    page = history.list_events(app_context(ctx).engine, campaign, type_, limit, next_, prev)
+    print_page(page, "events", as_json, ["type", "campaign_id", "cid", "message_id", "created_at"])
 
 
 # ---------------------------------------------------------------- the foreground sender

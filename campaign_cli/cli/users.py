@@ -8,7 +8,7 @@ import typer
 
 from campaign_cli import users as service
 from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
-from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, byte_progress, emit_json,
+from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, byte_progress, emit_json,
                                      plural, print_page, say)
 from campaign_cli.errors import InvalidInput, UsageError
 from campaign_cli.filters import parse_filter_text
@@ -69,6 +69,7 @@ def list_(
     filter_: FilterOption = None,
     limit: LimitOption = 100,
     next_: NextOption = None,
+    prev: PrevOption = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many users match.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -78,8 +79,8 @@ def list_(
         total = service.count_users(engine_of(ctx), filter_obj)
         emit_json({"count": total}) if as_json else print(total)
         return
-    items, nxt = service.list_users(engine_of(ctx), filter_obj, limit, next_)
-    print_page(items, nxt, "users", as_json, ["id", "name", "role", "teams", "language", "banned", "created_at"])
+    page = service.list_users(engine_of(ctx), filter_obj, limit, next_, prev)
+    print_page(page, "users", as_json, ["id", "name", "role", "teams", "language", "banned", "created_at"])
 
 
 @app.command("get")

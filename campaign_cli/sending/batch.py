@@ -266,9 +266,10 @@ def _plan_new_channels(conn: Connection, run: CampaignRun, missing: list[Deliver
         d.channel = d.new_channel.vars
 
 
-def _members_by_target(conn: Connection, run: CampaignRun, missing: list[Delivery]) -> dict[int, list[str]]:
-    """The known users among each target's rendered `members` / `members_template`, with one query a batch."""
-    listed: dict[int, list[str]] = {}
+def _members_by_target(conn: Connection, run: CampaignRun, missing: list[Delivery]) -> dict[int, list[dict[str, Any]]]:
+    """The known users among each target's rendered `members` / `members_template` (as
+    `{user_id, channel_role?, custom?}`), with one query a batch."""
+    listed: dict[int, list[dict[str, Any]]] = {}
     for d in missing:
         try:
             members = run.templates.members(run.context(d.receiver, None))
@@ -279,16 +280,18 @@ def _members_by_target(conn: Connection, run: CampaignRun, missing: list[Deliver
             listed[d.seq] = members
     if not listed:
         return {}
-    wanted = {user_id for members in listed.values() for user_id in members}
+    wanted = {member["user_id"] for members in listed.values() for member in members}
     known = set(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, wanted))).all())
-    return {seq: [u for u in members if u in known] for seq, members in listed.items()}
+    return {seq: [m for m in members if m["user_id"] in known] for seq, members in listed.items()}
 
 
-def _plan_channel(run: CampaignRun, d: Delivery, listed: list[str] | None) -> NewChannel:
+def _plan_channel(run: CampaignRun, d: Delivery, listed: list[dict[str, Any]] | None) -> NewChannel:
     """A channel for the receiver: the template's known members or the receiver, plus the sender
-    unless `sender_mode: exclude`; the sender's membership hidden or archived per `sender_visibility`."""
+    unless `sender_mode: exclude`; the sender's membership hidden or archived per `sender_visibility`.
+    A members_template entry's `channel_role` and `custom` go to that member (the sender stays owner)."""
     kind, _, channel_id = d.cid.partition(":")
-    member_ids = [d.target_id, *(listed or [])]
+    given = {m["user_id"]: m for m in listed or []}
+    member_ids = [d.target_id, *given]
     if run.campaign.sender_mode != "exclude":
         member_ids.append(run.sender_id)
     else:
@@ -300,8 +303,10 @@ def _plan_channel(run: CampaignRun, d: Delivery, listed: list[str] | None) -> Ne
     hidden = run.campaign.sender_visibility == "hidden"
     archived = run.campaign.sender_visibility == "archived"
     members = [
-        {"user_id": uid, "channel_role": "owner" if uid == run.sender_id else "channel_member",
-         "hidden": hidden and uid == run.sender_id, "archived": archived and uid == run.sender_id}
+        {"user_id": uid,
+         "channel_role": "owner" if uid == run.sender_id else given.get(uid, {}).get("channel_role", "channel_member"),
+         "hidden": hidden and uid == run.sender_id, "archived": archived and uid == run.sender_id,
+         "custom": given.get(uid, {}).get("custom")}
         for uid in member_ids
     ]
     vars_ = {"cid": d.cid, "type": kind, "id": channel_id, "team": run.team, "created_by_id": run.sender_id,
@@ -325,7 +330,7 @@ def _render(run: CampaignRun, d: Delivery) -> None:
 _INSERT_CHANNELS = RawInsert(CHANNELS, ["pk", "cid", "type", "id", "team", "created_by_id", "member_count", "created_at",
                                         "updated_at", "last_message_at", "custom"], ignore_conflicts=True)
 _INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
-                                      "last_read_at"])
+                                      "last_read_at", "custom"])
 _INSERT_MESSAGES = RawInsert(MESSAGES, ["id", "cid", "channel_pk", "user_id", "text", "type", "attachments", "custom",
                                         "campaign_id", "created_at", "delivery_backend", "remote_room_id",
                                         "remote_event_id"])
@@ -408,7 +413,8 @@ def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]
     if inserted < len(created):
         created = _use_channels_created_meanwhile(w, deliveries, created)
     _INSERT_MEMBERS.execute(w.conn, [
-        (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None)
+        (channel.pk, m["user_id"], m["channel_role"], m["hidden"], m["archived"], w.time, None,
+         json_text(m["custom"]) if m["custom"] else None)
         for channel in created for m in channel.members])
     return created
 

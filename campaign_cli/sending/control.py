@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from campaign_cli import lifecycle
-from campaign_cli.campaigns import campaign_json
+from campaign_cli.campaigns import campaign_document
 from campaign_cli.errors import CampaignError, Conflict, InvalidInput, NotFound
 from campaign_cli.sending import claims
 from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outbox, event_row
@@ -139,10 +139,10 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
 def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str, type_: str, at: datetime) -> None:
     """Store a campaign.* event carrying the full campaign object, and queue it for the webhook."""
     row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
-    data = campaign_json(claims.with_claim_stats(conn, [row])[0])
+    data = campaign_document(conn, row)["campaign"]
     conn.execute(EVENTS.insert(), [event_row(type_, at, campaign_id, user_id=row.sender_id, payload={"campaign": data})])
     outbox = Outbox(settings, campaign_id, row.skip_webhook, row.skip_push, at)
-    outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data})
+    outbox.event(type_, lambda: {"campaign_id": campaign_id, "campaign": data, "custom": {}})
     if outbox.rows:
         conn.execute(OUTBOX.insert(), outbox.rows)
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Select, func, insert, literal, select, union_
 
 from campaign_cli.audience import SEGMENTS, segment_targets_select
 from campaign_cli.errors import InvalidInput
+from campaign_cli.store.bulk import json_array_table
 from campaign_cli.store.models import CampaignTarget
 
 TARGETS = CampaignTarget.__table__
@@ -21,8 +22,8 @@ TARGETS = CampaignTarget.__table__
 def audience_select(conn: Connection, campaign: Any) -> Select:
     """A select of (target_id, kind) for every distinct target of `campaign`, unordered."""
     if campaign.user_ids:
-        rows = [select(literal(u).label("target_id"), literal("user").label("kind")) for u in campaign.user_ids]
-        return select(union_all(*rows).subquery()).distinct()
+        ids = json_array_table(campaign.user_ids)
+        return select(ids.c.value.label("target_id"), literal("user").label("kind")).distinct()
     parts = []
     for segment in _live_segments(conn, campaign):
         parts.append(segment_targets_select(segment, campaign.sender_id).add_columns(literal(segment.type).label("kind")))

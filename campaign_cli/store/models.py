@@ -105,6 +105,7 @@ class ChannelMember(SQLModel, table=True):
     archived: bool = False
     created_at: datetime | None = _time(nullable=False)
     last_read_at: datetime | None = _time()
+    custom: dict | None = _json_nullable()
 
 
 class Message(SQLModel, table=True):
@@ -218,6 +219,8 @@ class SegmentTarget(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
     segment_pk: int = Field(sa_column=Column(ForeignKey("segments.pk", ondelete="CASCADE"), primary_key=True))
     target_id: str = Field(sa_column=Column(String(512), primary_key=True))
+    # Nullable only for the rows of older databases, which the upgrade stamps with its own time.
+    created_at: datetime | None = _time()
 
 
 class Campaign(SQLModel, table=True):
