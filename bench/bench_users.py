@@ -1,6 +1,8 @@
 """Benchmark: import N users through the CLI, then count a filter over them.
 
 Run by hand:  python bench/bench_users.py --users 1000000
+              python bench/bench_users.py --users 1000000 --pg     # on a throwaway PostgreSQL server
+              python bench/bench_users.py --db postgresql+psycopg://user@host/empty_db
 
 It writes N generated users as JSONL into a temporary folder, runs
 `python -m campaign_cli --db … users import …` as a subprocess and reports its wall time,
@@ -59,9 +61,9 @@ def generate(path: Path, users: int, seed: int) -> None:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
-def run_cli(db: Path, *args: str) -> Timed:
+def run_cli(db: str, *args: str) -> Timed:
     """Run `python -m campaign_cli --db DB ARGS…`: wall time, CPU time and peak RSS of that process alone."""
-    command = [sys.executable, "-m", "campaign_cli", "--db", str(db), *args]
+    command = [sys.executable, "-m", "campaign_cli", "--db", db, *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
@@ -80,10 +82,31 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000, help="how many users to generate")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    parser.add_argument("--db", help="an empty database to import into (default: a new SQLite file)")
+    parser.add_argument("--pg", action="store_true", help="start a throwaway PostgreSQL server (tests/pg_server.py)")
     args = parser.parse_args()
+    if args.pg:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from pg_server import HOW_TO_GET, PgServer, find_bin_dir
 
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            sys.exit(HOW_TO_GET)
+        server = PgServer(bin_dir)
+        server.start()
+        try:
+            bench(args, server.url(server.database()))
+        finally:
+            server.stop()
+    else:
+        bench(args, args.db)
+
+
+def bench(args: argparse.Namespace, db_url: str | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench_users_"))
-    data, db = folder / "users.jsonl", folder / "campaign.db"
+    data = folder / "users.jsonl"
+    db = db_url or str(folder / "campaign.db")
+    print(f"database: {db if db_url else 'a new SQLite file'}")
     started = time.perf_counter()
     generate(data, args.users, args.seed)
     print(f"generated {args.users:,} users ({data.stat().st_size / 2**20:.0f} MB JSONL) "
@@ -105,7 +128,8 @@ def main() -> None:
 
     started_cli = run_cli(db, "--help")
     print(f"CLI start-up (campaign --help): {started_cli.seconds:.2f} s, included in every figure above")
-    print(f"database: {db.stat().st_size / 2**20:.0f} MB")
+    if db_url is None:
+        print(f"database: {Path(db).stat().st_size / 2**20:.0f} MB")
     if args.keep:
         print(f"kept {folder}")
     else:

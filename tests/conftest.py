@@ -1,9 +1,17 @@
-"""Shared fixtures: a fresh SQLite file per test and the real CLI, run in-process."""
+"""Shared fixtures: a fresh database per test on each store (an SQLite file, and a database on a
+throwaway PostgreSQL server), and the real CLI, run in-process.
+
+Every test that uses `cli` or `db_url` runs once per store, `[sqlite]` and `[postgres]`; a test
+about the SQLite file itself is marked `@pytest.mark.sqlite_only`. Without PostgreSQL server
+binaries the `[postgres]` variants skip, saying how to get them, unless `CI` is set: then they fail.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +22,57 @@ from typer.testing import CliRunner
 from campaign_cli.cli.app import app
 from campaign_cli.store.engine import open_engine
 from http_receiver import Receiver
+from pg_server import HOW_TO_GET, PgServer, find_bin_dir
 from synapse_server import Synapse, synapse_available
+
+STORES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: about the SQLite file itself; runs on the sqlite store only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs a store once per store."""
+    if "store" in metafunc.fixturenames:
+        stores = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else list(STORES)
+        metafunc.parametrize("store", stores, indirect=True)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> str:
+    """The store this test runs on: `sqlite` or `postgres`."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test session (per xdist worker), removed at the end."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {HOW_TO_GET}", pytrace=False)
+        pytest.skip(HOW_TO_GET)
+    server = PgServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_url(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty database on this test's store."""
+    if store == "sqlite":
+        yield f"sqlite:///{tmp_path / 'campaign.db'}"
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.schema()
+    try:
+        yield url
+    finally:
+        server.drop_schema(url)
 
 
 @dataclass
@@ -37,11 +95,17 @@ class Run:
 
 
 class Cli:
-    """Runs `campaign --db DB …` in-process, as a user would type it."""
+    """Runs `campaign --db DB …` in-process, as a user would type it.
 
-    def __init__(self, db: Path, cwd: Path):
+    `db` is what `--db` gets: the SQLite file's path, or the PostgreSQL URL; `url` is the
+    SQLAlchemy URL in both cases, `store` is `sqlite` or `postgres`.
+    """
+
+    def __init__(self, db: Path | str, cwd: Path, url: str | None = None, store: str = "sqlite"):
         self.db = db
         self.cwd = cwd
+        self.url = url or f"sqlite:///{db}"
+        self.store = store
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
@@ -64,16 +128,43 @@ class Cli:
     def write_jsonl(self, name: str, records: list[dict]) -> Path:
         return self.write(name, "".join(json.dumps(r) + "\n" for r in records))
 
+    def sql(self, statement: str, *params: Any) -> list[tuple]:
+        """Run one statement straight on the database (`?` placeholders) and return its rows, committed.
+
+        For what no command prints and for cheap polling. The drivers' own types come back: on
+        SQLite times are text and booleans 0/1, on PostgreSQL datetimes and bools. JSON columns
+        come back as their text on both.
+        """
+        if self.store == "sqlite":
+            with sqlite3.connect(self.db, timeout=10) as conn:
+                return conn.execute(statement, params).fetchall()
+        import psycopg
+        from psycopg.types.string import TextLoader
+
+        with psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.adapters.register_loader("json", TextLoader)
+            cursor = conn.execute(statement.replace("%", "%%").replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def has_tables(self) -> bool:
+        """Whether the database exists and has been given its tables (by a command that writes)."""
+        if self.store == "sqlite" and not Path(self.db).exists():
+            return False
+        query = ("SELECT count(*) FROM sqlite_master WHERE name = 'users'" if self.store == "sqlite" else
+                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users' AND table_schema = current_schema()")
+        return self.sql(query) == [(1,)]
+
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    """The CLI bound to a fresh, empty database file in a temporary folder.
+def cli(db_url: str, store: str, tmp_path: Path) -> Cli:
+    """The CLI bound to a fresh, empty database on this test's store (a file in a temporary folder on SQLite).
 
     The database is created up front, as the first import would: most commands only open an
     existing database (`tests/test_read_only.py` covers a missing one).
     """
-    open_engine(f"sqlite:///{tmp_path / 'campaign.db'}").dispose()
-    return Cli(tmp_path / "campaign.db", tmp_path)
+    db = tmp_path / "campaign.db" if store == "sqlite" else db_url
+    open_engine(db_url if store != "sqlite" else f"sqlite:///{db}").dispose()
+    return Cli(db, tmp_path, db_url, store)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ read back messages, events and channels, and run the CLI as a subprocess that ca
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -105,8 +104,7 @@ def config(cli, name: str = "config.yaml", **sections: Any) -> Path:
 
 def sql(cli, statement: str, *params: Any) -> list[tuple]:
     """Read the database directly: for what no command prints (push records) and for fast polling."""
-    with sqlite3.connect(cli.db, timeout=10) as db:
-        return db.execute(statement, params).fetchall()
+    return cli.sql(statement, *params)
 
 
 def spawn(cli, *args: str, config_path: Path | None = None) -> subprocess.Popen:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,8 +40,7 @@ def add_segments(engine: Engine, segments: list[tuple[str, str]], deleted: bool 
 
 
 def sql(cli, statement: str, *params) -> list[tuple]:
-    with sqlite3.connect(cli.db) as db:
-        return db.execute(statement, params).fetchall()
+    return cli.sql(statement, *params)
 
 
 def campaigns_table(cli) -> list[tuple]:
@@ -53,7 +51,7 @@ def campaigns_table(cli) -> list[tuple]:
 @pytest.fixture
 def seeded(cli):
     """Users from examples/users.jsonl and the segments the examples and tests reference."""
-    engine = open_engine(f"sqlite:///{cli.db}")
+    engine = open_engine(cli.url)
     import_users(engine, [RecordSource(str(EXAMPLES / "users.jsonl"))])
     add_segments(engine, [("beta-testers", "user"), ("users-in-france", "user"), ("eu-support-channels", "channel"),
                           ("vip-channels", "channel")] + [(f"s{i:02}", "user") for i in range(1, 27)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 
 import pytest
@@ -25,7 +24,7 @@ CAMPAIGNS = [
 def listed(cli):
     """Five campaigns with distinct names, segments, statuses and creation times (two share one)."""
     stamp = datetime.now(timezone.utc)
-    engine = open_engine(f"sqlite:///{cli.db}")
+    engine = open_engine(cli.url)
     with writing(engine) as conn:
         conn.execute(User.__table__.insert(), [{"id": "acme", "teams": [], "devices": [], "custom": {},
                                                 "created_at": stamp, "updated_at": stamp}])
@@ -36,9 +35,9 @@ def listed(cli):
     definitions = [{"id": cid, "name": name, "segment_ids": segments, "sender_id": "acme",
                     "message_template": {"text": "Hi {{ sender.name }}"}} for cid, name, segments, _, _ in CAMPAIGNS]
     cli.ok("create", "-f", str(cli.write("all.yaml", yaml.safe_dump({"campaigns": definitions}))))
-    with sqlite3.connect(cli.db) as db:
-        db.executemany("UPDATE campaigns SET status = ?, created_at = ? WHERE id = ?",
-                       [(status, f"2030-01-01 10:{minute:02}:00.000000", cid) for cid, _, _, status, minute in CAMPAIGNS])
+    for cid, _, _, status, minute in CAMPAIGNS:
+        cli.sql("UPDATE campaigns SET status = ?, created_at = ? WHERE id = ?",
+                status, f"2030-01-01 10:{minute:02}:00.000000", cid)
     return cli
 
 

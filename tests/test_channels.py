@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
@@ -28,8 +27,7 @@ def fails(run: Any, exit_code: int, message: str) -> None:
 
 
 def table(cli: Any, sql: str) -> list[tuple]:
-    with sqlite3.connect(cli.db) as conn:
-        return conn.execute(sql).fetchall()
+    return cli.sql(sql)
 
 
 def members(channel: dict) -> list[tuple]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 
 from campaign_cli.filters import compile_filter
 from campaign_cli.records import RecordSource
@@ -239,17 +238,21 @@ def stored_view(record: dict[str, Any]) -> dict[str, Any]:
     return {"role": "user", "teams": [], "banned": False, **record}
 
 
-POSTGRES_URL = os.environ.get("CAMPAIGN_TEST_POSTGRES")  # e.g. postgresql+psycopg://user@host/empty_db
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A real database: an SQLite file, and PostgreSQL too when CAMPAIGN_TEST_POSTGRES names one."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A real database for the whole module (hypothesis runs many examples in one test): an SQLite
+    file, and a database on the test PostgreSQL server."""
     if request.param == "sqlite":
-        return open_engine(f"sqlite:///{tmp_path_factory.mktemp('differential') / 'campaign.db'}")
-    if not POSTGRES_URL:
-        pytest.skip("set CAMPAIGN_TEST_POSTGRES to a PostgreSQL URL to run the filters against PostgreSQL too")
-    return open_engine(POSTGRES_URL)
+        engine = open_engine(f"sqlite:///{tmp_path_factory.mktemp('differential') / 'campaign.db'}")
+        yield engine
+        engine.dispose()
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.schema()
+    engine = open_engine(url)
+    yield engine
+    engine.dispose()
+    server.drop_schema(url)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -287,12 +290,14 @@ def test_oracle_and_sql_agree_on_null_custom_values(cli):
         assert [u["id"] for u in users if matches(stored_view(u), filter_)] == expected, filter_
 
 
-def test_filter_sql_runs_inside_sqlite_not_python(cli):
-    """The filter is one SQL query: the database file alone answers it."""
+def test_filter_sql_runs_inside_the_database_not_python(cli):
+    """The filter is one SQL query: the database alone answers it."""
     cli.write_jsonl("users.jsonl", [{"id": "u1", "age": 30}, {"id": "u2", "age": 40}])
     cli.ok("users", "import", "users.jsonl")
-    with reading(open_engine(f"sqlite:///{cli.db}")) as conn:
+    engine = open_engine(cli.url)
+    with reading(engine) as conn:
         sql = str(select(USERS.c.id).where(compile_filter({"age": {"$gt": 35}}, USER_FILTER))
                   .compile(conn, compile_kwargs={"literal_binds": True}))
-    assert [row[0] for row in sqlite3.connect(cli.db).execute(sql)] == ["u2"]
+    engine.dispose()
+    assert [row[0] for row in cli.sql(sql)] == ["u2"]
 

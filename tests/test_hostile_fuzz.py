@@ -64,7 +64,7 @@ def answered_with_one_line(run) -> None:
 @FUZZ
 @given(kind=st.sampled_from(["users", "channels"]), file=import_files)
 def test_imports_of_arbitrary_bytes_answer_0_or_3_and_a_refused_one_writes_nothing(cli, kind, file):
-    if not cli.db.exists():
+    if not cli.has_tables():
         import_users(cli)
     suffix, data = file
     path = cli.cwd / f"fuzz{next(_names)}.{suffix}"
@@ -91,7 +91,7 @@ yaml_documents = st.one_of(
 @given(command=st.sampled_from([("segment", "create", "-f"), ("create", "-f"), ("validate",), ("send", "-f")]),
        text=yaml_documents)
 def test_definitions_of_arbitrary_yaml_answer_0_or_3_and_a_refused_one_writes_nothing(cli, command, text):
-    if not cli.db.exists():
+    if not cli.has_tables():
         import_users(cli)
     path = cli.cwd / f"fuzz{next(_names)}.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -109,7 +109,7 @@ def test_definitions_of_arbitrary_yaml_answer_0_or_3_and_a_refused_one_writes_no
 @FUZZ
 @given(text=yaml_documents)
 def test_config_files_of_arbitrary_yaml_answer_0_or_3(cli, text):
-    if not cli.db.exists():
+    if not cli.has_tables():
         import_users(cli)
     path = cli.cwd / f"fuzz{next(_names)}.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")

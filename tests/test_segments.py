@@ -6,7 +6,6 @@ The helpers at the top (directory import, DB snapshot) are shared with the other
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 import pytest
@@ -37,12 +36,9 @@ def import_directory(cli: Any) -> None:
 
 def snapshot(cli: Any) -> tuple[list[tuple], list[tuple]]:
     """Every segment row and every segment target, to show that a command changed nothing."""
-    if not cli.db.exists():
+    if not cli.has_tables():
         return [], []
-    with sqlite3.connect(cli.db) as conn:
-        segments = conn.execute("SELECT * FROM segments ORDER BY pk").fetchall()
-        targets = conn.execute("SELECT * FROM segment_targets ORDER BY segment_pk, target_id").fetchall()
-    return segments, targets
+    return cli.sql("SELECT * FROM segments ORDER BY pk"), cli.sql("SELECT * FROM segment_targets ORDER BY segment_pk, target_id")
 
 
 def fails(cli: Any, code: int, message: str, *args: str, input: str | None = None) -> None:

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
+import pytest
 from send_helpers import (
     bulk_users,
     config,
@@ -49,8 +50,8 @@ def seeded_campaign(cli, count: int) -> list[str]:
 def wait_for_lease_expiry(cli) -> None:
     """Sleep until the lease a killed sender left on c1 has expired (it renewed it for LEASE seconds per batch)."""
     (expires,), = sql(cli, "SELECT lease_expires_at FROM campaigns WHERE id = 'c1'")
-    if expires is not None:
-        until = datetime.fromisoformat(expires).replace(tzinfo=timezone.utc)
+    if expires is not None:  # text on SQLite, a datetime on PostgreSQL; naive UTC on both
+        until = (expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)).replace(tzinfo=timezone.utc)
         time.sleep(max((until - datetime.now(timezone.utc)).total_seconds(), 0.0) + 0.05)
 
 
@@ -104,6 +105,7 @@ def test_a_sender_killed_at_random_moments_loses_and_duplicates_nothing(cli):
     assert_exactly_once(cli, ids)
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL several senders share a campaign
 def test_a_second_sender_does_not_send_a_campaign_with_a_live_lease(cli):
     ids = seeded_campaign(cli, 100)
     cli.ok("start", "c1", "--detach")

@@ -29,9 +29,8 @@ def take_write_lock(db, timeout: float) -> bool:
         conn.close()
 
 
+@pytest.mark.sqlite_only  # about SQLite's database-wide write lock
 def test_other_writers_are_not_kept_waiting_while_a_sender_renders(cli):
-    if "://" in str(cli.db):
-        pytest.skip("about SQLite's database-wide write lock")
     users = [{"id": f"u{i:03d}", "name": f"User {i}"} for i in range(60)]
     import_users(cli, [{"id": "acme", "name": "Acme"}, *users])
     create_campaign(cli, "slow", user_ids=[u["id"] for u in users], create_channels=True, channel_template={"type": "messaging"},

@@ -27,8 +27,8 @@ QUICK = {"backoff_base": 0.01, "backoff_cap": 0.05}
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = open_engine(f"sqlite:///{tmp_path / 'campaign.db'}")
+def engine(db_url: str) -> Engine:
+    engine = open_engine(db_url)
     yield engine
     engine.dispose()
 
@@ -340,7 +340,8 @@ def test_database_problem_is_reported_once_and_draining_goes_on(engine, receiver
     assert receiver.wait_for(2)
     drainer.stop(2.0)
 
-    assert problems == ["outbox drainer: no such table: outbox"]
+    missing = {"sqlite": "no such table: outbox", "postgresql": 'relation "outbox" does not exist'}
+    assert problems == [f"outbox drainer: {missing[engine.dialect.name]}"]
     assert states(engine) == [("delivered", 1, None)] * 2
 
 

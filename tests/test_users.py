@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ def fails(run: Any, exit_code: int, message: str) -> None:
 
 def table(cli: Any, sql: str) -> list[tuple]:
     """Rows straight from the database file, not through the CLI."""
-    with sqlite3.connect(cli.db) as conn:
-        return conn.execute(sql).fetchall()
+    return cli.sql(sql)
 
 
 def user(cli: Any, user_id: str) -> dict:

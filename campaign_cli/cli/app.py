@@ -41,6 +41,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("campaign_cli.cli.report", "Report a campaign's results: counts, skipped and failed by reason, messages over time (--html, --json)."),
     "messages": ("campaign_cli.cli.sending", "List messages the campaigns sent."),
     "events": ("campaign_cli.cli.sending", "List the events the campaigns emitted."),
+    "db": ("campaign_cli.cli.db", "Upgrade the database schema (upgrade) and show its revision (status)."),
 }
 
 

@@ -1,4 +1,5 @@
-"""Bulk statements for SQLite and PostgreSQL: upsert, insert-or-ignore, raw inserts and JSON-parameter IN."""
+"""Bulk statements for SQLite and PostgreSQL: upsert, insert-or-ignore, raw inserts, JSON-parameter IN,
+and COPY upserts on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, bindparam, cast, select
+from sqlalchemy import Connection, String, Table, bindparam, cast, literal_column, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql, sqlite
@@ -152,3 +153,32 @@ def in_values(column: Any, values: Iterable[Any]) -> Any:
     rows = json_array_table(values)
     value = rows.c.value if isinstance(column.type, String) else cast(rows.c.value, column.type)
     return column.in_(select(value))
+
+
+class CopyUpsert:
+    """An upsert of many rows on PostgreSQL through COPY, its fast bulk path.
+
+    Rows are copied into a temporary staging table (one COPY stream instead of an INSERT per
+    row), then one INSERT … SELECT … ON CONFLICT moves them into `table`. Rows hold driver values
+    (see `Prepared`), as lists in `columns` order; `keys` is the unique key an existing row is found by.
+    """
+
+    def __init__(self, conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[str]):
+        self.staging = f"staging_{table.name}"
+        self.columns = ", ".join(f'"{name}"' for name in columns)
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.staging} ON COMMIT DROP AS "
+                             f"SELECT {self.columns} FROM {table.name} WITH NO DATA")
+        staged = select(*(literal_column(f'"{name}"') for name in columns)).select_from(text(self.staging))
+        insert = postgresql.insert(table).from_select(list(columns), staged)
+        upsert = insert.on_conflict_do_update(
+            index_elements=list(keys), set_={name: insert.excluded[name] for name in columns if name not in keys})
+        self.move = upsert.compile(dialect=conn.dialect).string
+
+    def execute(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Upsert `rows` (no two with the same key: ON CONFLICT cannot touch one row twice)."""
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {self.staging} ({self.columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.exec_driver_sql(self.move)
+        conn.exec_driver_sql(f"TRUNCATE {self.staging}")

@@ -1,22 +1,24 @@
-"""Opening the database: engine, SQLite pragmas, schema creation and version check, write transactions."""
+"""Opening the database: engine, SQLite pragmas, schema creation and revision check, write transactions."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
-from sqlmodel import SQLModel
 
 from campaign_cli.errors import CampaignError, InvalidInput, NoDatabase
-from campaign_cli.store.models import SCHEMA_VERSION, Meta
+from campaign_cli.store import schema
 
 BUSY_TIMEOUT_MS = 10_000
+# How long to wait for a PostgreSQL server to answer a connection; `?connect_timeout=N` in the URL wins.
+CONNECT_TIMEOUT_S = 10
 
 
 class DatabaseBusy(CampaignError):
@@ -25,11 +27,12 @@ class DatabaseBusy(CampaignError):
     exit_code = 1
 
 
-def open_engine(db_url: str, create: bool = True) -> Engine:
-    """Open the database at `db_url`, checking its schema version.
+def open_engine(db_url: str, check_schema: bool = True, create: bool = True) -> Engine:
+    """Open the database at `db_url`, refusing it when its schema revision is not this campaign's
+    (`check_schema=False` leaves that to `campaign db`).
 
-    With `create` (commands that write), a database that does not exist yet is created; without
-    it (commands that only read), a missing database is exit 4 and nothing is created.
+    With `create` (imports, create, send, run), a database that does not exist yet is created;
+    without it, a missing database is exit 4 (`no database at PATH`) and nothing is created.
     """
     url = _parse_url(db_url)
     try:
@@ -39,15 +42,30 @@ def open_engine(db_url: str, create: bool = True) -> Engine:
                                    connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
             _install_sqlite_pragmas(engine)
         else:
-            engine = create_engine(url, json_serializer=json_text, pool_pre_ping=True)
+            connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+            engine = create_engine(url, json_serializer=json_text, pool_pre_ping=True, connect_args=connect_args)
     except NoSuchModuleError:
         raise InvalidInput(f"--db: unknown kind of database {url.drivername!r} "
                            "(use a path, sqlite:/// or postgresql+psycopg://)") from None
     except ImportError as exc:
         raise InvalidInput(f"--db: the driver for {url.drivername} is not installed ({exc.name})") from None
-    with translate_db_errors(db_url):
-        _ensure_schema(engine, db_url, create)
+    if check_schema:
+        with translate_db_errors(db_url):
+            _ensure_schema(engine, db_url, create)
     return engine
+
+
+def shown_url(db_url: str) -> str:
+    """`db_url` as messages show it: without its password."""
+    url = _parse_url(db_url)
+    return db_url if url.password is None else url.render_as_string(hide_password=True)
+
+
+def sqlite_file_missing(db_url: str) -> bool:
+    """Whether `db_url` names an SQLite file that does not exist (yet)."""
+    url = _parse_url(db_url)
+    database = url.database
+    return url.get_backend_name() == "sqlite" and bool(database) and database != ":memory:" and not Path(database).exists()
 
 
 def json_text(value: Any) -> str:
@@ -109,25 +127,18 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
 
 
 def _ensure_schema(engine: Engine, db_url: str, create: bool) -> None:
+    """Create an empty database at the latest revision (with `create`); refuse one at another revision."""
     with engine.connect() as conn:
-        has_meta = engine.dialect.has_table(conn, "meta")
-        version = conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) if has_meta else None
-    if version is not None and not str(version).isdigit():
-        raise InvalidInput(f"--db: database {db_url} has a garbled schema version {str(version)[:40]!r}; "
-                           "it was not written by campaign or is damaged")
-    if version is not None and int(version) > SCHEMA_VERSION:
-        raise InvalidInput(
-            f"--db: database {db_url} has schema version {version}, newer than this campaign "
-            f"(knows up to {SCHEMA_VERSION}); upgrade campaign"
-        )
-    if version is None and not create:
+        revision = schema.stored_revision(conn, shown_url(db_url))
+    if revision is None and not create:
         engine.dispose()
         raise NoDatabase(f"no database at {_where(engine)}")
-    if version is None:
+    if revision is None:
         with writing(engine) as conn:
-            SQLModel.metadata.create_all(conn)
-            if conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) is None:
-                conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            if schema.stored_revision(conn, shown_url(db_url)) is None:  # not created by another process meanwhile
+                schema.create(conn)
+        return
+    schema.check(revision, shown_url(db_url))
 
 
 def _where(engine: Engine) -> str:
@@ -180,6 +191,8 @@ def translate_db_errors(what: str = "database") -> Iterator[None]:
         yield
     except OperationalError as exc:
         message = _first_line(exc.orig)
+        if message.startswith(_CONNECT_FAILED):
+            raise _connection_error(message, what) from None
         if "locked" in message or "busy" in message:
             raise DatabaseBusy(
                 f"database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s); try again"
@@ -194,6 +207,35 @@ def translate_db_errors(what: str = "database") -> Iterator[None]:
         if "not a database" in message or "malformed" in message:
             raise InvalidInput(f"--db: not an SQLite database or corrupt: {what}") from None
         raise CampaignError(f"database error: {message}") from None
+
+
+# How a failed connection to PostgreSQL is worded (libpq, then psycopg's own connect timeout).
+_CONNECT_FAILED = ("connection failed:", "connection to server", "connection timeout expired")
+_SERVER = re.compile(r'connection to server (?:at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+)'
+                     r'|on socket "(?P<socket>[^"]*)") failed: (?:FATAL: +)?(?P<why>.*)')
+
+
+def _connection_error(message: str, what: str) -> CampaignError:
+    """One line naming the server: a refused login is bad input (exit 3), anything else a failure (exit 1)."""
+    server = _SERVER.search(message)
+    if server:
+        where, why = server["socket"] or f"{server['host']}:{server['port']}", server["why"].strip()
+    else:
+        where, why = _server_of(what), message.removeprefix("connection failed:").strip()
+    if "authentication failed" in why or "no pg_hba.conf entry" in why or "does not exist" in why:
+        return InvalidInput(f"--db: PostgreSQL at {where} refused the connection: {why}")
+    if "timeout expired" in why:
+        why = "no answer within the connect timeout"
+    return CampaignError(f"cannot connect to PostgreSQL at {where}: {why}")
+
+
+def _server_of(db_url: str) -> str:
+    """host:port of a PostgreSQL URL, as far as it says."""
+    try:
+        url = make_url(db_url)
+    except ArgumentError:
+        return "the server"
+    return f"{url.host or 'localhost'}:{url.port or 5432}"
 
 
 def _first_line(error: BaseException | None) -> str:

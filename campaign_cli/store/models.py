@@ -12,7 +12,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# The Alembic revision of these models (migrations/versions/): a model change comes with a new
+# revision chained on this one, and moves this to it.
+SCHEMA_REVISION = "0003"
+# What `meta.schema_version` holds: the release before migrations knows only 1 and refuses more.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator):

@@ -1,0 +1,1 @@
+"""Schema revisions, each chained on the one before (`down_revision`)."""
