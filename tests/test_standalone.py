@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Internal design documents and the tracker are not part of the product; neither are their section signs.
 CITATION = re.compile(r"\bSPEC\b|§|ARCHITECTURE\.md|\bissue \d+")
 SHIPPED = ["campaign_cli", "docs", "examples", "bench", "tests", "README.md", "pyproject.toml"]
-PATH_IN_TEXT = re.compile(r"(?<![\w/.-])((?:campaign_cli|docs|examples|bench|tests)/[\w./-]*\w)")
+PATH_IN_TEXT = re.compile(r"(?<![\w/.-])((?:docs|examples|bench)/[\w./-]*\w)")
 
 
 def shipped_files() -> list[Path]:

@@ -78,7 +78,8 @@ def test_a_database_named_explicitly_that_does_not_exist_is_exit_4(cli, tmp_path
 
 def test_with_a_database_references_are_checked_and_segments_of_the_files_count_as_known(cli):
     cli.ok("users", "import", str(EXAMPLES / "users.jsonl"))
-    before = hashlib.sha256(cli.db.read_bytes()).hexdigest()
+    on_file = isinstance(cli.db, Path)  # on PostgreSQL the listings below show that nothing was written
+    before = hashlib.sha256(cli.db.read_bytes()).hexdigest() if on_file else None
 
     ok = cli("validate", *example_files())
     alone = cli("validate", str(EXAMPLES / "campaigns" / "release-announcement.yaml"))
@@ -86,7 +87,8 @@ def test_with_a_database_references_are_checked_and_segments_of_the_files_count_
     assert (ok.exit_code, ok.stderr) == (0, "ok: 5 campaign definitions and 7 segment definitions in 9 files are valid\n")
     release = EXAMPLES / "campaigns" / "release-announcement.yaml"
     assert (alone.exit_code, alone.stderr) == (3, f"error: {release}: segment_ids: segment 'beta-testers' not found\n")
-    assert hashlib.sha256(cli.db.read_bytes()).hexdigest() == before
+    assert (hashlib.sha256(cli.db.read_bytes()).hexdigest() if on_file else None) == before
+    assert cli.ok("list", "--json").json()["campaigns"] == []
     assert cli.ok("segment", "list", "--json").json()["segments"] == []
 
 
