@@ -51,7 +51,8 @@ def check_value(value: Any, where: str) -> Any:
                 stack.append((child, f"{path}.{key}" if kind is dict else f"{path}[{key}]", depth + 1))
         elif kind is float:
             if not math.isfinite(item):
-                raise InvalidInput(f"{where}: {_at(path)}{item!r} is not a number JSON can hold (NaN or Infinity)")
+                name = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
+                raise InvalidInput(f"{where}: {_at(path)}{name} is not a number JSON can hold")
         elif kind is int and not _INT64[0] <= item <= _INT64[1]:
             raise InvalidInput(f"{where}: {_at(path)}integer {_short(item)} does not fit in 64 bits")
     return value
@@ -86,7 +87,40 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON can hold")
 
 
-STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+def _int64(text: str) -> int:
+    value = int(text)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"integer {_short(value)} does not fit in 64 bits")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:30]} is not a number JSON can hold")
+    return value
+
+
+# JSON as the stores can hold it: numbers are checked while they are parsed, which costs far
+# less than walking every record of a large import afterwards.
+STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_int64, parse_float=_finite)
+_LENIENT_JSON = json.JSONDecoder()
+
+
+def strict_failure(exc: ValueError | RecursionError, text: str, pos: int, where: str) -> InvalidInput:
+    """The error for JSON at `text[pos:]` that STRICT_JSON refused with `exc`, naming the field when it can.
+
+    Only on this error path is the value parsed again, leniently, to find the field at fault.
+    """
+    if isinstance(exc, RecursionError):
+        return InvalidInput(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        check_value(_LENIENT_JSON.raw_decode(text, pos)[0], where)
+    except InvalidInput as named:
+        return named
+    except (ValueError, RecursionError):
+        pass
+    return InvalidInput(f"{where}: bad JSON: {exc}")
 
 
 def loads(text: str, where: str) -> Any:
@@ -95,8 +129,6 @@ def loads(text: str, where: str) -> Any:
         value = STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{where}: not valid JSON: {exc.msg} at column {exc.colno}") from None
-    except ValueError as exc:
-        raise InvalidInput(f"{where}: {exc}") from None
-    except RecursionError:
-        raise InvalidInput(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, RecursionError) as exc:
+        raise strict_failure(exc, text, len(text) - len(text.lstrip()), where) from None
     return check_value(value, where)

@@ -13,7 +13,6 @@ import codecs
 import csv
 import io
 import json
-import re
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -22,15 +21,11 @@ from typing import Any, BinaryIO
 
 from campaign_cli.errors import InvalidInput
 from campaign_cli.files import open_file
-from campaign_cli.limits import MAX_DEPTH, MAX_RECORD, STRICT_JSON, check_value
+from campaign_cli.limits import MAX_DEPTH, MAX_RECORD, STRICT_JSON, check_value, strict_failure
 
 FORMATS = ("jsonl", "json", "csv")
 CHUNK = 1 << 20
 BOM = "\ufeff"
-# What may hide a value beyond the limits: an escape (NUL, a lone surrogate), a NUL, a long
-# number (beyond 64 bits or 1e999), deep nesting. Only records whose text shows one of these
-# are walked by `check_value`, which keeps the check off the hot path of a large import.
-_SUSPECT = re.compile(r"\\u|\x00|\d{19}|[eE][+-]?\d{3}")
 
 
 class RecordSource:
@@ -107,8 +102,12 @@ def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
 
 
 def _checked(record: Any, text: str, where: str) -> Any:
-    """`record` when it is within the limits (see campaign_cli.limits), parsed from `text`."""
-    if _SUSPECT.search(text) or text.count("[") + text.count("{") > MAX_DEPTH:
+    """`record`, parsed from `text` by STRICT_JSON (which checked its numbers), when it is within the limits.
+
+    Only a `\\u` escape can put a NUL or a lone surrogate into strict JSON, and nesting needs
+    brackets: records without either skip the walk, which keeps it off a large import's hot path.
+    """
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
         check_value(record, where)
     return record
 
@@ -124,15 +123,8 @@ def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
             column = min(exc.pos, len(line.rstrip("\r\n"))) + 1  # not past the end of the line
             raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {column}") from None
         except (ValueError, RecursionError) as exc:
-            raise _unparsable(exc, f"{name}:{line_no}") from None
+            raise strict_failure(exc, line, len(line) - len(line.lstrip()), f"{name}:{line_no}") from None
         yield line_no, _checked(record, line, f"{name}:{line_no}")
-
-
-def _unparsable(exc: Exception, where: str) -> InvalidInput:
-    """NaN or Infinity, an integer of thousands of digits, or nesting past Python's recursion limit."""
-    if isinstance(exc, RecursionError):
-        return InvalidInput(f"{where}: nested deeper than {MAX_DEPTH} levels")
-    return InvalidInput(f"{where}: bad JSON: {exc}")
 
 
 def _json_array(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
@@ -208,7 +200,7 @@ class _ArrayReader:
                     raise self.fail(exc.msg) from None
                 continue
             except (ValueError, RecursionError) as exc:
-                raise _unparsable(exc, f"{self.name}:{self.line}") from None
+                raise strict_failure(exc, self.buf, self.pos, f"{self.name}:{self.line}") from None
             if end == len(self.buf) and not self.eof and self.fill():
                 continue  # a number may go on in the next chunk
             if end - self.pos > MAX_RECORD:
