@@ -156,15 +156,21 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db_url: str, store: str, tmp_path: Path) -> Cli:
+def bare_cli(db_url: str, store: str, tmp_path: Path) -> Cli:
+    """The CLI bound to this test's store, with no database created yet (first use, `db upgrade`)."""
+    db = tmp_path / "campaign.db" if store == "sqlite" else db_url
+    return Cli(db, tmp_path, db_url, store)
+
+
+@pytest.fixture
+def cli(bare_cli: Cli) -> Cli:
     """The CLI bound to a fresh, empty database on this test's store (a file in a temporary folder on SQLite).
 
     The database is created up front, as the first import would: most commands only open an
     existing database (`tests/test_read_only.py` covers a missing one).
     """
-    db = tmp_path / "campaign.db" if store == "sqlite" else db_url
-    open_engine(db_url if store != "sqlite" else f"sqlite:///{db}").dispose()
-    return Cli(db, tmp_path, db_url, store)
+    open_engine(bare_cli.url).dispose()
+    return bare_cli
 
 
 @pytest.fixture
