@@ -82,8 +82,11 @@ def campaign(workdir: Path, synapse: Synapse, token: str, sender: str, receivers
     config.write_text(yaml.safe_dump({"delivery": {"backend": "matrix", "matrix": {
         "homeserver": synapse.url, "access_token": token, "concurrency": concurrency}}}))
     started = time.perf_counter()
-    subprocess.run([*cli, "--config", str(config), "start", "bench"], check=True, capture_output=True)
-    return time.perf_counter() - started
+    done = subprocess.run([*cli, "--config", str(config), "start", "bench"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"campaign start exited {done.returncode}: {done.stderr.strip()}")
+    return elapsed
 
 
 def main() -> None:

@@ -22,8 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from campaign_cli.delivery.rooms import record_intents
+from campaign_cli.store.engine import open_engine
 from http_receiver import free_port
-from send_helpers import config, create_campaign, done, events, finish, get, messages, spawn, stop_process, wait_until
+from send_helpers import (config, create_campaign, done, events, finish, get, messages, segment, spawn, stop_process,
+                          wait_until)
 from synapse_server import Account, Synapse
 
 CONTENT_KEY = "org.campaign_cli.campaign"
@@ -53,6 +56,7 @@ class World:
         fields.setdefault("user_ids", [r.localpart for r in self.receivers])
         fields.setdefault("create_channels", True)
         fields.setdefault("channel_template", {"type": "messaging"})
+        fields = {key: value for key, value in fields.items() if value not in (None, [])}
         fields.setdefault("message_template", {"text": "Hi {{ receiver.name }}", "custom": {"to": "{{ receiver.id }}"}})
         create_campaign(self.cli, campaign_id, sender_id=self.sender.localpart, **fields)
 
@@ -378,3 +382,43 @@ def test_the_readme_walk_through_runs(tmp_path, synapse):
     (room,) = [r for r, membership in reader.invited_and_joined_rooms().items() if membership == "invite"]
     reader.join(room)
     assert [e["content"]["body"] for e in reader.messages(room)] == ["Hi Alice"]
+
+
+def test_a_room_created_just_before_a_crash_is_adopted_not_created_again(cli, synapse):
+    world = World(cli, synapse, 2)
+    first = world.receivers[0]
+    # What a sender killed between `createRoom` and recording its answer leaves behind:
+    # an intent without a room id, and a room that is in no m.direct.
+    room = synapse.client(world.sender).call("POST", "/createRoom", json={
+        "is_direct": True, "invite": [first.user_id], "preset": "trusted_private_chat"}).json()["room_id"]
+    engine = open_engine(cli.url)
+    record_intents(engine, "matrix", world.sender.user_id, [f"dm:{first.user_id}"])
+    engine.dispose()
+    world.campaign()
+
+    assert world.run("start", "c1").exit_code == 0
+
+    rooms = world.assert_each_receiver_got_one_dm()
+    assert rooms[first.localpart] == room
+    assert synapse.client(world.sender).account_data("m.direct")[first.user_id] == [room]
+
+
+def test_channel_targets_go_to_the_room_of_their_matrix_room_id(cli, synapse):
+    world = World(cli, synapse, 1)
+    receiver = world.receivers[0]
+    room = synapse.client(world.sender).call("POST", "/createRoom", json={
+        "invite": [receiver.user_id], "preset": "private_chat"}).json()["room_id"]
+    members = [world.sender.localpart, receiver.localpart]
+    cli.ok("channels", "import", str(cli.write_jsonl("channels.jsonl", [
+        {"cid": "team:ops", "members": members, "matrix_room_id": room},
+        {"cid": "team:offline", "members": members}])))
+    segment(cli, "rooms", "channel", targets=["team:ops", "team:offline"])
+    world.campaign(user_ids=[], segment_ids=["rooms"], create_channels=False, channel_template=None,
+                   message_template={"text": "Hello {{ channel.id }}"})
+
+    run = world.run("start", "c1", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    stats = run.json()["campaign"]["stats"]
+    assert (stats["stats_messages_sent"], stats["stats_skipped"]) == (1, {"no_matrix_room_id": 1})
+    assert [e["content"]["body"] for e in world.campaign_messages(room)] == ["Hello ops"]

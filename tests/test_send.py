@@ -679,3 +679,4 @@ def test_users_read_counts_read_markers_at_or_after_the_message(world):
     ])
 
     assert stats(world, "c1")["stats_users_read"] == 1
+

@@ -135,3 +135,37 @@ def test_config_values_reach_the_settings(tmp_path):
     defaults = resolve(env={})
     assert (defaults.webhook.url, defaults.rate, defaults.batch_size, defaults.monthly_messages) == (
         None, None, DEFAULT_BATCH_SIZE, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("delivery: {backend: slack}\n",
+         "error: cfg.yaml: config key 'delivery.backend' must be one of local, matrix, got 'slack'"),
+        ("delivery: {backend: matrix, matrix: {access_token: t}}\n",
+         "error: cfg.yaml: config key 'delivery.matrix.homeserver' is required with backend matrix"),
+        ("delivery: {backend: matrix, matrix: {homeserver: '127.0.0.1:8008', access_token: t}}\n",
+         "error: cfg.yaml: config key 'delivery.matrix.homeserver' must be an http:// or https:// URL"),
+        ("delivery: {backend: matrix, matrix: {homeserver: 'http://127.0.0.1:8008'}}\n",
+         "error: cfg.yaml: config key 'delivery.matrix.access_token' (or env CAMPAIGN_MATRIX_TOKEN) "
+         "is required with backend matrix"),
+        ("delivery: {matrix: {concurrency: 0}}\n",
+         "error: cfg.yaml: config key 'delivery.matrix.concurrency' must be between 1 and 256, got 0"),
+        ("delivery: {matrix: {tokn: x}}\n", "error: cfg.yaml: unknown config key 'delivery.matrix.tokn'"),
+    ],
+)
+def test_bad_delivery_config_is_exit_3(text, message):
+    Path("cfg.yaml").write_text(text, encoding="utf-8")
+    run = campaign("--config", "cfg.yaml", "users", "list")
+    assert (run.exit_code, run.stderr.splitlines()) == (3, [message])
+    assert not Path("campaign.db").exists()
+
+
+def test_delivery_settings_and_the_token_from_the_environment():
+    Path("cfg.yaml").write_text("delivery:\n  backend: matrix\n  matrix: {homeserver: 'http://127.0.0.1:8008', "
+                                "access_token: from-file, concurrency: 3}\n", encoding="utf-8")
+    settings = resolve(config="cfg.yaml", env={"CAMPAIGN_MATRIX_TOKEN": "from-env"})
+    matrix = settings.delivery.matrix
+    assert (settings.delivery.backend, matrix.homeserver, matrix.access_token, matrix.concurrency) == (
+        "matrix", "http://127.0.0.1:8008", "from-env", 3)
+    assert resolve(env={}).delivery.backend == "local"

@@ -17,14 +17,16 @@ Exactly once:
   token on the campaign and refuses to resume in-flight targets from another device;
 - room creation has no transaction id: an intent is recorded before `createRoom` and the room id
   after (`rooms.py`). Intents left without a room id by a dead sender are reconciled when the next
-  sender begins: a room the sender is joined to where the receiver is invited or joined with
-  `is_direct` is adopted instead of creating another.
+  sender begins, and again before creating a room for a receiver whose intent is open (a claim
+  taken over from a dead sender): a room the sender is joined to where the receiver is invited or
+  joined with `is_direct` is adopted instead of creating another.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +36,8 @@ from sqlalchemy import Engine, String, bindparam, exists, or_, select, type_coer
 
 from campaign_cli.delivery import rooms
 from campaign_cli.delivery.matrix_http import MatrixError, MatrixHttp, path_part
-from campaign_cli.errors import InvalidInput
+from campaign_cli.errors import CampaignError, InvalidInput
+from campaign_cli.sending.batch import FAILED, SENDING, SENT, SKIPPED
 from campaign_cli.settings import MatrixSettings
 from campaign_cli.store.bulk import in_values
 from campaign_cli.store.engine import reading, writing
@@ -80,8 +83,20 @@ class MatrixBackend:
 
     # ---------------------------------------------------------------- begin
 
+    @contextmanager
+    def _refusals_end_the_run(self) -> Iterator[None]:
+        """A refused call that is not about one target (whoami, m.direct, …) ends the run with one line."""
+        try:
+            yield
+        except MatrixError as exc:
+            raise CampaignError(f"homeserver {self.settings.homeserver} refused a request: {exc}") from None
+
     def begin(self, run: "CampaignRun") -> None:
         """Check the token is the sender's and keep its device; reconcile rooms a dead sender may have created."""
+        with self._refusals_end_the_run():
+            self._begin(run)
+
+    def _begin(self, run: "CampaignRun") -> None:
         device = self.check_sender(run)
         self._keep_device(run, device)
         self.direct = self._account_data("m.direct")
@@ -90,7 +105,8 @@ class MatrixBackend:
 
     def check_sender(self, run: "CampaignRun") -> str:
         """The token must be the campaign sender's (exit 3 naming whose it is); returns its device id."""
-        device = self.whoami()
+        with self._refusals_end_the_run():
+            device = self.whoami()
         expected = self.matrix_id(run.sender)
         if self.me != expected:
             raise InvalidInput(f"delivery.matrix.access_token belongs to {self.me}, not to the campaign's sender "
@@ -119,7 +135,7 @@ class MatrixBackend:
             kept = conn.scalar(select(CAMPAIGNS.c.delivery_device).where(CAMPAIGNS.c.pk == pk))
             if kept == device:
                 return
-            in_flight = conn.scalar(select(exists().where(TARGETS.c.campaign_pk == pk, TARGETS.c.state == "sending")))
+            in_flight = conn.scalar(select(exists().where(TARGETS.c.campaign_pk == pk, TARGETS.c.state == SENDING)))
             if kept is not None and in_flight:
                 raise InvalidInput(f"campaign {run.campaign.id!r} has messages in flight from Matrix device {kept}; "
                                    f"this token is for device {device}: log in with device_id {kept} to resume it")
@@ -139,13 +155,17 @@ class MatrixBackend:
         dms = {key[3:]: room for key, room in recorded.items() if key.startswith("dm:")}
         open_intents = {user for user, room in dms.items() if room is None}
         if open_intents:
-            known = {room for room in recorded.values() if room} | {r for rs in self.direct.values() for r in rs}
-            found = self._find_direct_rooms(open_intents, self.joined - known)
-            rooms.record_rooms(self.engine, BACKEND, self.me, {f"dm:{user}": room for user, room in found.items()})
-            dms.update(found)
+            dms.update(self._adopt(open_intents, recorded))
         missing = {user: room for user, room in dms.items() if room and room not in self.direct.get(user, [])}
         if missing:
             self._add_direct(missing)
+
+    def _adopt(self, users: set[str], recorded: dict[str, str | None]) -> dict[str, str]:
+        """Rooms a dead sender created for these open intents without recording them: found and recorded."""
+        known = {room for room in recorded.values() if room} | {r for rs in self.direct.values() for r in rs}
+        found = self._find_direct_rooms(users, self.joined - known)
+        rooms.record_rooms(self.engine, BACKEND, self.me, {f"dm:{user}": room for user, room in found.items()})
+        return found
 
     def _find_direct_rooms(self, users: set[str], candidates: Iterable[str]) -> dict[str, str]:
         """Among rooms the sender is in, those it created as a DM with one of `users`."""
@@ -179,21 +199,25 @@ class MatrixBackend:
 
     def deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
         """Find or create each target's room, then send the messages, `concurrency` requests at a time."""
-        todo = [d for d in deliveries if d.state == "sent"]
+        with self._refusals_end_the_run():
+            self._deliver(run, deliveries)
+
+    def _deliver(self, run: "CampaignRun", deliveries: list["Delivery"]) -> None:
+        todo = [d for d in deliveries if d.state == SENT]
         rooms_of = self._rooms(run, todo)
         sending = []
         for d in todo:
             room = rooms_of.get(d.seq)
             if isinstance(room, MatrixError):
-                d.give_up("failed", room.reason)
+                d.give_up(FAILED, room.reason)
             elif room is None:
-                d.give_up("skipped", "no_matrix_room_id")
+                d.give_up(SKIPPED, "no_matrix_room_id")
             else:
                 sending.append((d, room))
         results = self._map(lambda item: self._send(run, *item), sending)
         for (d, room), result in zip(sending, results):
             if isinstance(result, MatrixError):
-                d.give_up("failed", result.reason)
+                d.give_up(FAILED, result.reason)
                 continue
             d.remote = {"backend": BACKEND, "room_id": room, "event_id": result}
             if d.new_channel is not None:
@@ -232,6 +256,13 @@ class MatrixBackend:
             if room:
                 room_of[user] = room
         to_create = [user for user in receivers if user not in room_of]
+        open_intents = {user for user in to_create if f"dm:{user}" in recorded}
+        if open_intents:
+            # Another sender died between creating these rooms and recording them (its claim came to us).
+            self.joined = set(self.http.call("GET", "/joined_rooms").get("joined_rooms", []))
+            adopted = self._adopt(open_intents, rooms.known_rooms(self.engine, BACKEND, self.me))
+            room_of.update(adopted)
+            to_create = [user for user in to_create if user not in adopted]
         if to_create:
             room_of.update(self._create_direct_rooms(to_create))
         return {receivers[user].seq: room for user, room in room_of.items()}
@@ -339,6 +370,10 @@ class MatrixBackend:
 
     def refresh_reads(self, run: "CampaignRun") -> int:
         """Set the local read markers of the campaign's receivers from their `m.read` receipts; returns how many moved."""
+        with self._refusals_end_the_run():
+            return self._refresh_reads(run)
+
+    def _refresh_reads(self, run: "CampaignRun") -> int:
         self.check_sender(run)
         with reading(self.engine) as conn:
             sent = conn.execute(select(MESSAGES.c.channel_pk, MESSAGES.c.remote_room_id, MESSAGES.c.remote_event_id,
