@@ -1,4 +1,4 @@
-"""Who a segment reaches: one SQL select of target ids per segment kind (SPEC §1).
+"""Who a segment reaches: one SQL select of target ids per segment kind.
 
 Used to compute segment sizes and to freeze a campaign's audience, so both agree.
 """

@@ -1,4 +1,4 @@
-"""Campaign definitions (SPEC §1, §2, §7): validation, create, update, delete, get, list, and their JSON.
+"""Campaign definitions: validation, create, update, delete, get, list, and their JSON.
 
 Sending (start, stop, resume, run, preview) lives in `campaign_cli.sending`; the status
 changes themselves go through `campaign_cli.lifecycle`.
@@ -175,12 +175,16 @@ def users_read_by_campaign(conn: Connection, campaign_ids: list[str]) -> dict[st
 # ---------------------------------------------------------------- validation
 
 
-def validate_spec(conn: Connection, spec: dict, where: str) -> list[str]:
-    """Every problem of one campaign definition (keys, types, rules, templates, references), each prefixed by `where`."""
+def validate_spec(conn: Connection | None, spec: dict, where: str, known_segments: dict[str, str] | None = None) -> list[str]:
+    """Every problem of one campaign definition (keys, types, rules, templates, references), each prefixed by `where`.
+
+    Without a database (`conn` None) the references (segments, sender) are not checked.
+    `known_segments` (id → type) are segments defined beside the campaign, not yet in the database.
+    """
     problems: list[str] = []
     _check_keys(spec, problems)
     _check_scalars(spec, problems)
-    kinds, certain = _check_targets(conn, spec, problems)
+    kinds, certain = _check_targets(conn, spec, problems, known_segments or {})
     _check_sender(conn, spec, problems)
     _check_message_template(spec.get("message_template"), problems)
     _check_channel_template(spec, kinds, problems)
@@ -242,7 +246,8 @@ def _id_list(spec: dict, key: str, problems: list[str]) -> list[str] | None:
     return value if all(valid) else None
 
 
-def _check_targets(conn: Connection, spec: dict, problems: list[str]) -> tuple[set[str], bool]:
+def _check_targets(conn: Connection | None, spec: dict, problems: list[str],
+                   known_segments: dict[str, str]) -> tuple[set[str], bool]:
     """Check segment_ids / user_ids; return the target kinds and whether they are known for sure."""
     segment_ids = _id_list(spec, "segment_ids", problems)
     user_ids = _id_list(spec, "user_ids", problems)
@@ -257,18 +262,22 @@ def _check_targets(conn: Connection, spec: dict, problems: list[str]) -> tuple[s
         problems.append(f"user_ids: at most {MAX_USER_IDS:,} user ids, got {len(user_ids):,}")
     kinds = {"user"} if user_ids else set()
     if segment_ids:
-        segment_kinds, certain = _check_segments(conn, segment_ids, problems)
+        segment_kinds, certain = _check_segments(conn, segment_ids, problems, known_segments)
         return kinds | segment_kinds, certain
     return kinds, True
 
 
-def _check_segments(conn: Connection, segment_ids: list[str], problems: list[str]) -> tuple[set[str], bool]:
+def _check_segments(conn: Connection | None, segment_ids: list[str], problems: list[str],
+                    known_segments: dict[str, str]) -> tuple[set[str], bool]:
     if len(segment_ids) > MAX_SEGMENTS:
         problems.append(f"segment_ids: at most {MAX_SEGMENTS} segments, got {len(segment_ids)}")
-    found = {row.id: row for chunk in chunked(set(segment_ids), 1000) for row in conn.execute(
+    kinds = {known_segments[s] for s in segment_ids if s in known_segments}
+    stored = [s for s in dict.fromkeys(segment_ids) if s not in known_segments]
+    if conn is None:
+        return kinds, not stored
+    found = {row.id: row for chunk in chunked(set(stored), 1000) for row in conn.execute(
         select(SEGMENTS.c.id, SEGMENTS.c.type, SEGMENTS.c.deleted_at).where(SEGMENTS.c.id.in_(chunk)))}
-    kinds: set[str] = set()
-    for segment_id in dict.fromkeys(segment_ids):
+    for segment_id in stored:
         row = found.get(segment_id)
         if row is None:
             problems.append(f"segment_ids: segment {segment_id!r} not found")
@@ -276,14 +285,14 @@ def _check_segments(conn: Connection, segment_ids: list[str], problems: list[str
             problems.append(f"segment_ids: segment {segment_id!r} is deleted")
         else:
             kinds.add(row.type)
-    return kinds, all(segment_id in found for segment_id in segment_ids)
+    return kinds, all(segment_id in found for segment_id in stored)
 
 
-def _check_sender(conn: Connection, spec: dict, problems: list[str]) -> None:
+def _check_sender(conn: Connection | None, spec: dict, problems: list[str]) -> None:
     sender_id = spec.get("sender_id")
     if sender_id is None:
         problems.append("sender_id: required")
-    elif _check_id_string(sender_id, "sender_id", problems):
+    elif _check_id_string(sender_id, "sender_id", problems) and conn is not None:
         if conn.scalar(select(USERS.c.pk).where(USERS.c.id == sender_id)) is None:
             problems.append(f"sender_id: user {sender_id!r} not found")
 
@@ -418,28 +427,8 @@ def load_one_campaign(path: Path) -> tuple[str, dict]:
     return definitions[0]
 
 
-def validate_files(engine: Engine, paths: list[Path]) -> int:
-    """Check every definition in `paths` against the database, writing nothing; returns how many were checked.
-
-    Every problem of every file is reported at once (exit 3).
-    """
-    problems: list[str] = []
-    definitions: list[tuple[str, dict]] = []
-    for path in paths:
-        try:
-            definitions.extend(load_campaign_file(path)[0])
-        except InvalidInput as exc:
-            problems.append(str(exc))
-    with reading(engine) as conn:
-        for where, spec in definitions:
-            problems.extend(validate_spec(conn, spec, where))
-    problems.extend(f"{where}: id: {message}" for where, message in _duplicate_ids(definitions))
-    if problems:
-        raise InvalidInputs(problems)
-    return len(definitions)
-
-
-def _duplicate_ids(definitions: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+def duplicate_ids(definitions: list[tuple[str, dict]]) -> list[tuple[str, str]]:
+    """(where, message) for every definition whose id an earlier one already has."""
     first: dict[str, str] = {}
     duplicates = []
     for where, spec in definitions:
@@ -479,7 +468,7 @@ def create_campaigns(engine: Engine, specs: list[tuple[str, dict]]) -> list[dict
 
 
 def _check_new_ids(conn: Connection, specs: list[tuple[str, dict]], ids: list[str]) -> None:
-    duplicates = _duplicate_ids(specs)
+    duplicates = duplicate_ids(specs)
     if duplicates:
         where, message = duplicates[0]
         raise Conflict(f"{where}: id: {message}")
@@ -490,7 +479,7 @@ def _check_new_ids(conn: Connection, specs: list[tuple[str, dict]], ids: list[st
 
 
 def _definition_values(spec: dict) -> dict[str, Any]:
-    """The campaigns columns of a validated definition, with SPEC §1 defaults."""
+    """The campaigns columns of a validated definition, with their defaults."""
     template = spec["message_template"]
     return {
         "name": spec.get("name") or "",

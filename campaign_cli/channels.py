@@ -251,7 +251,7 @@ def member_json(row: Any) -> dict[str, Any]:
 
 
 def channel_json(row: Any, members: list[Any] | None = None) -> dict[str, Any]:
-    """A channel as SPEC §1 JSON, with its members when given."""
+    """A channel as JSON (fields: docs/reference.md), with its members when given."""
     data = {
         "cid": row.cid, "type": row.type, "id": row.id, "team": row.team, "created_by_id": row.created_by_id,
         "member_count": row.member_count, "created_at": to_json(row.created_at),

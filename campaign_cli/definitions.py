@@ -1,4 +1,4 @@
-"""YAML definition files (SPEC §7): one object, or a list under `segments:` / `campaigns:`.
+"""YAML definition files: one object, or a list under `segments:` / `campaigns:`.
 
 Times stay strings here (YAML's own timestamp parsing is switched off) so that the services
 can insist on RFC 3339 with an offset and name the field when it is missing.
@@ -127,7 +127,7 @@ def load_definitions(path: Path, list_key: str) -> list[tuple[str, dict[str, Any
 
 
 def check_keys(obj: dict[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
-    """Unknown keys are errors (SPEC §7)."""
+    """Unknown keys are errors."""
     for key in obj:
         if key not in allowed:
             raise InvalidInput(f"{where}: unknown key {key!r}")

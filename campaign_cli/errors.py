@@ -1,4 +1,4 @@
-"""The error hierarchy: every user-facing failure is a CampaignError carrying its exit code (SPEC §6)."""
+"""The error hierarchy: every user-facing failure is a CampaignError carrying its exit code (README: Exit codes)."""
 
 
 class CampaignError(Exception):
@@ -23,6 +23,10 @@ class NotFound(CampaignError):
     """A user, channel, segment, campaign or target does not exist."""
 
     exit_code = 4
+
+
+class NoDatabase(NotFound):
+    """A command that only reads was pointed at a database that does not exist (it creates none)."""
 
 
 class Conflict(CampaignError):

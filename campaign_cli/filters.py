@@ -1,4 +1,4 @@
-"""Query filters (SPEC §6): filter JSON → one SQLAlchemy boolean expression.
+"""Query filters: filter JSON → one SQLAlchemy boolean expression.
 
 Semantics, shared by every object type (and mirrored by the plain-Python oracle in the tests):
 - a bare value means `$eq`; several keys in one object are ANDed;

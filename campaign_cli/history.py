@@ -6,13 +6,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from campaign_cli.errors import NotFound
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.sending.events import event_json
-from campaign_cli.store.models import Event, Message
+from campaign_cli.store.models import Campaign, Event, Message
 from campaign_cli.timeutil import to_json
 
 MESSAGES = Message.__table__
 EVENTS = Event.__table__
+CAMPAIGNS = Campaign.__table__
 
 
 def message_json(row: Any) -> dict[str, Any]:
@@ -33,6 +35,7 @@ def list_messages(engine: Engine, campaign_id: str | None, limit: int, next_: st
     scope = f"messages:{campaign_id or ''}"
     query = select(MESSAGES)
     if campaign_id:
+        _check_campaign(engine, campaign_id, MESSAGES)
         query = query.where(MESSAGES.c.campaign_id == campaign_id)
     page = page_by_key(engine, query, MESSAGES.c.pk, scope, limit, next_, prev)
     page.items = [message_json(r) for r in page.items]
@@ -45,9 +48,19 @@ def list_events(engine: Engine, campaign_id: str | None, type_: str | None, limi
     scope = f"events:{campaign_id or ''}:{type_ or ''}"
     query = select(EVENTS)
     if campaign_id:
+        _check_campaign(engine, campaign_id, EVENTS)
         query = query.where(EVENTS.c.campaign_id == campaign_id)
     if type_:
         query = query.where(EVENTS.c.type == type_)
     page = page_by_key(engine, query, EVENTS.c.pk, scope, limit, next_, prev)
     page.items = [event_json(r) for r in page.items]
     return page
+
+
+def _check_campaign(engine: Engine, campaign_id: str, table: Any) -> None:
+    """`--campaign` names a campaign, or one deleted since whose rows remain: otherwise exit 4, not an empty list."""
+    with engine.connect() as conn:
+        known = (conn.scalar(select(CAMPAIGNS.c.pk).where(CAMPAIGNS.c.id == campaign_id)) is not None
+                 or conn.scalar(select(table.c.pk).where(table.c.campaign_id == campaign_id).limit(1)) is not None)
+    if not known:
+        raise NotFound(f"campaign {campaign_id!r} not found")

@@ -1,4 +1,4 @@
-"""The campaign lifecycle (SPEC §3) as one state machine: every status change goes through here.
+"""The campaign lifecycle as one state machine: every status change goes through here.
 
     draft ──start──► in_progress ──complete──► completed
     draft ──schedule──► scheduled ──begin (T reached)──► in_progress
@@ -35,7 +35,7 @@ _REFUSALS = {
     "schedule": "only a draft campaign can be scheduled",
     "begin": "only a scheduled campaign can begin",
     "stop": "only a scheduled or in-progress campaign can be stopped",
-    "resume": "only a stopped campaign can be resumed",
+    "resume": "only a stopped campaign, or an in-progress one whose sender died, can be resumed",
     "complete": "only an in-progress campaign can complete",
 }
 

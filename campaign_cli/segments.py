@@ -1,4 +1,4 @@
-"""Segments (SPEC §1, §6, §7): who a campaign reaches.
+"""Segments: who a campaign reaches.
 
 A segment is a `user` or `channel` segment defined by a `filter`, by `all_users`, by
 `all_sender_channels`, or by targets added by hand (a *manual* segment). Manual targets
@@ -212,7 +212,7 @@ def load_specs(path: Path) -> tuple[list[SegmentSpec], bool]:
 
 
 def spec_from_definition(obj: dict[str, Any], where: str, base: Path) -> SegmentSpec:
-    """A definition from one YAML object (SPEC §7); `targets_file` is relative to the folder `base`."""
+    """A definition from one YAML object; `targets_file` is relative to the folder `base`."""
     check_keys(obj, DEFINITION_KEYS, where)
     spec = SegmentSpec({k: v for k, v in obj.items() if k in SEGMENT_KEYS}, where)
     _check_fields(spec)
@@ -224,6 +224,18 @@ def spec_from_definition(obj: dict[str, Any], where: str, base: Path) -> Segment
         if not isinstance(obj["targets_file"], str) or not obj["targets_file"]:
             raise InvalidInput(f"{where}: targets_file: must be a path")
         spec.targets.append(TargetSource(str(base / obj["targets_file"])))
+    return spec
+
+
+def check_definition(obj: dict[str, Any], where: str, base: Path) -> SegmentSpec:
+    """Every check `segment create` makes on one definition without a database (keys, fields, kind,
+    filter, target ids), writing nothing; the first problem is exit 3."""
+    spec = spec_from_definition(obj, where, base)
+    values = _new_values(spec, now())
+    problem = target_problem(values["type"])
+    for source in spec.targets:
+        for _ in source.chunks(problem):
+            pass
     return spec
 
 
@@ -266,7 +278,7 @@ def _kind_of(values: Mapping[str, Any]) -> str:
 
 
 def _check_kind(values: dict[str, Any], spec: SegmentSpec) -> None:
-    """The rules of SPEC §1 on a complete segment: exclusive kinds, per-type kinds, a valid filter."""
+    """The rules on a complete segment: exclusive kinds, per-type kinds, a valid filter."""
     given = [key for key in KIND_KEYS if (values[key] is not None if key == "filter" else values[key])]
     if len(given) > 1:
         raise InvalidInput(f"{spec.prefix()}{spec.name(given[0])} and {spec.name(given[1])} cannot be used together")

@@ -1,4 +1,4 @@
-"""Settings resolved once per run: flags beat environment beat the config file beat defaults (SPEC §6)."""
+"""Settings resolved once per run: flags beat environment beat the config file beat defaults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Campaign templates (SPEC §2): sandboxed Jinja, checked at definition time, compiled once, rendered per target.
+"""Campaign templates: sandboxed Jinja, checked at definition time, compiled once, rendered per target.
 
 The template fields are `message_template.text`, the string values of `message_template.custom`
 and `channel_template.custom`, `channel_template.id` and the strings of

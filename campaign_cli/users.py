@@ -225,7 +225,7 @@ def _upsert_statement(conn: Connection) -> Any:
 
 
 def user_json(row: Any) -> dict[str, Any]:
-    """A user as SPEC §1 JSON: standard fields, then custom fields at the top level."""
+    """A user as JSON (fields: docs/reference.md): standard fields, then custom fields at the top level."""
     data = {
         "id": row.id, "name": row.name, "role": row.role, "teams": row.teams, "language": row.language,
         "created_at": to_json(row.created_at), "updated_at": to_json(row.updated_at),

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from campaign_cli.cli.app import app
+from campaign_cli.store.engine import open_engine
 from http_receiver import Receiver
 from pg_server import HOW_TO_GET, PgServer, find_bin_dir
 from synapse_server import Synapse, synapse_available
@@ -155,10 +156,21 @@ class Cli:
 
 
 @pytest.fixture
-def cli(db_url: str, store: str, tmp_path: Path) -> Cli:
-    """The CLI bound to a fresh database on this test's store (a file in a temporary folder on SQLite)."""
+def bare_cli(db_url: str, store: str, tmp_path: Path) -> Cli:
+    """The CLI bound to this test's store, with no database created yet (first use, `db upgrade`)."""
     db = tmp_path / "campaign.db" if store == "sqlite" else db_url
     return Cli(db, tmp_path, db_url, store)
+
+
+@pytest.fixture
+def cli(bare_cli: Cli) -> Cli:
+    """The CLI bound to a fresh, empty database on this test's store (a file in a temporary folder on SQLite).
+
+    The database is created up front, as the first import would: most commands only open an
+    existing database (`tests/test_read_only.py` covers a missing one).
+    """
+    open_engine(bare_cli.url).dispose()
+    return bare_cli
 
 
 @pytest.fixture

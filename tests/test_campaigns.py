@@ -1,4 +1,4 @@
-"""Campaign definitions through the real CLI: create, validate, update, delete, get, status (SPEC §1–§3, §7)."""
+"""Campaign definitions through the real CLI: create, validate, update, delete, get, status."""
 
 from __future__ import annotations
 
@@ -471,7 +471,7 @@ def test_progress_is_done_over_targets_while_sending(seeded):
 
 def test_validate_writes_nothing_and_reports_every_file(seeded):
     good = write_yaml(seeded, "good.yaml", definition())
-    assert seeded.ok("validate", str(good)).stderr == "ok: 1 campaign definitions in 1 files are valid\n"
+    assert seeded.ok("validate", str(good)).stderr == "ok: 1 campaign definition in 1 file is valid\n"
     bad = write_yaml(seeded, "bad.yaml", definition(id="spring", sender_id="ghost"))
     broken = seeded.write("broken.yaml", "- just\n- a list\n")
     run = seeded("validate", str(good), str(bad), str(broken))
@@ -510,6 +510,7 @@ def test_examples_need_their_references(cli, tmp_path):
     """Without the users and segments they name, the examples are rejected: validate checks references."""
     example = tmp_path / "channel-announcement.yaml"
     shutil.copy(EXAMPLES / "campaigns" / "channel-announcement.yaml", example)
+    cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "someone"}])))
     run = cli("validate", str(example))
     assert run.exit_code == 3
     assert run.stderr.splitlines() == [f"error: {example}: segment_ids: segment 'eu-support-channels' not found",

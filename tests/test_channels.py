@@ -102,7 +102,7 @@ def test_duplicate_channels_last_wins(cli, users):
                                        {"type": "t", "id": "a", "members": ["u2"]}])
     run = cli.ok("channels", "import", "channels.jsonl")
     assert run.stderr == ("imported 2 channels: 1 inserted, 0 updated; "
-                          "1 duplicate ids in the input (the last record of each won)\n")
+                          "1 duplicate id in the input (the last record of each won)\n")
     assert members(get_channel(cli, "t:a")) == [("u2", "channel_member", False, False)]
 
 

@@ -1,4 +1,4 @@
-"""Delivery into a real Synapse homeserver (issue 12): DM rooms, aliases, exactly once, failures, limits.
+"""Delivery into a real Synapse homeserver: DM rooms, aliases, exactly once, failures, limits.
 
 Every test registers its own accounts (a unique prefix) on the session's Synapse, imports them as
 local users and points `delivery:` at the server; assertions read what arrived through the

@@ -156,9 +156,9 @@ def test_a_database_from_a_newer_release_is_refused_by_every_command_and_left_al
     assert cli.ok("db", "status").stdout == f"current revision: 9999\nlatest revision: {SCHEMA_REVISION}\n"
 
 
-def test_db_upgrade_creates_a_new_database_at_the_latest_revision(cli):
-    assert cli.ok("db", "upgrade").stderr == f"created the database at revision {SCHEMA_REVISION}\n"
-    assert cli.sql("SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
+def test_db_upgrade_creates_a_new_database_at_the_latest_revision(bare_cli):
+    assert bare_cli.ok("db", "upgrade").stderr == f"created the database at revision {SCHEMA_REVISION}\n"
+    assert bare_cli.sql("SELECT version_num FROM alembic_version") == [(SCHEMA_REVISION,)]
 
 
 def test_db_status_json(previous_release):

@@ -1,4 +1,4 @@
-"""Segments: create / get / update / delete / list / refresh, the rules of SPEC §1 and YAML definitions (§7).
+"""Segments: create / get / update / delete / list / refresh, the segment rules and YAML definitions.
 
 The helpers at the top (directory import, DB snapshot) are shared with the other test_segments_* files.
 """

@@ -39,7 +39,7 @@ def test_adding_existing_targets_and_removing_missing_ones_is_not_an_error(manua
     run = manual.ok("segment", "add-targets", "m", "a", "b", "a")
     assert run.stderr == "added 0 targets to segment m (size 2)\n"
     run = manual.ok("segment", "remove-targets", "m", "b", "zz", "b")
-    assert run.stderr == "removed 1 targets from segment m (size 1)\n"
+    assert run.stderr == "removed 1 target from segment m (size 1)\n"
     assert manual.ok("segment", "remove-targets", "m", "zz", "--json").json() == {
         "segment_id": "m", "removed": 0, "size": 1}
     assert targets(manual) == ["a"]
@@ -216,12 +216,12 @@ def test_target_exists_for_a_filter_segment(cli):
 def test_sync_makes_the_targets_equal_the_file(ten):
     want = str(ten.write("want.txt", "t1\n\nt2\nnew-1\n  new-2 \nt2\n"))
     run = ten.ok("segment", "sync", "m", "--file", want, "--dry-run")
-    assert run.stderr == "dry run: would add 2 and remove 8 targets of segment m; nothing changed\n"
+    assert run.stderr == "dry run: would add 2 targets to and remove 8 targets from segment m; nothing changed\n"
     assert ten.ok("segment", "sync", "m", "--file", want, "--dry-run", "--json").json() == {
         "segment_id": "m", "added": 2, "removed": 8, "size": 10, "dry_run": True}
     assert len(targets(ten)) == 10
     run = ten.ok("segment", "sync", "m", "--file", want)
-    assert run.stderr == "added 2 and removed 8 targets of segment m (size 4)\n"
+    assert run.stderr == "added 2 targets to and removed 8 targets from segment m (size 4)\n"
     assert targets(ten) == ["new-1", "new-2", "t1", "t2"]
     assert segment(ten, "m")["size"] == 4
     assert ten.ok("segment", "sync", "m", "--file", want, "--json").json() == {

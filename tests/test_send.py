@@ -1,4 +1,4 @@
-"""The sender loop through the real CLI (issue 5): audience, channels, messages, events, commands, limits.
+"""The sender loop through the real CLI: audience, channels, messages, events, commands, limits.
 
 Every test seeds users, channels and segments with the CLI, sends with `campaign start` / `run` /
 `send`, and reads back with `get`, `messages list`, `events list` and `channels get`.
@@ -478,12 +478,14 @@ def test_stop_at_stops_the_campaign_and_resume_finishes_it_without_duplicates(wo
     ids = many_users(world, 60)
     create_campaign(world, "c1", user_ids=ids, create_channels=True, channel_template=DM, message_template=to_field())
 
-    stopped = world.ok("start", "c1", "--rate", "20", "--batch-size", "5", "--stop-at", rfc3339_in(0.8),
-                       "--json").json()["campaign"]
+    run = world("start", "c1", "--rate", "20", "--batch-size", "5", "--stop-at", rfc3339_in(0.8), "--json")
 
+    stopped = run.json()["campaign"]
     assert stopped["status"] == "stopped"
     sent = stopped["stats"]["stats_messages_sent"]
     assert 0 < sent < 60 and sent % 5 == 0
+    assert (run.exit_code, run.stderr) == (
+        6, f"error: campaign c1 stopped at {sent} of 60 targets; 'campaign resume c1' continues\n")
     assert len(messages(world, "c1")) == sent
     assert event_types(world, "c1")[-1] == "campaign.stopped"
 
@@ -514,7 +516,7 @@ def test_stop_from_another_process_is_honoured_within_a_batch_and_resume_continu
     finally:
         stop_process(sender)
 
-    assert (code, err) == (0, "")
+    assert (code, err) == (6, f"error: campaign c1 stopped at {at_stop} of 100 targets; 'campaign resume c1' continues\n")
     assert get(world, "c1")["status"] == "stopped"
     assert 0 < at_stop < 100
     assert len(messages(world, "c1")) == at_stop == stats(world, "c1")["stats_messages_sent"]
@@ -563,9 +565,11 @@ def test_send_file_creates_starts_and_runs_and_a_rerun_sends_nothing(world):
 @pytest.mark.parametrize(("setup", "command", "message"), [
     (["start"], ["start"], "error: campaign 'c1' is completed: only a draft campaign can be started\n"),
     ([], ["stop"], "error: campaign 'c1' is draft: only a scheduled or in-progress campaign can be stopped\n"),
-    (["start"], ["resume"], "error: campaign 'c1' is completed: only a stopped campaign can be resumed\n"),
+    (["start"], ["resume"], "error: campaign 'c1' is completed: only a stopped campaign, or an in-progress one "
+                            "whose sender died, can be resumed\n"),
     (["start", "--detach"], ["start"], "error: campaign 'c1' is in_progress: only a draft campaign can be started\n"),
-    ([], ["resume"], "error: campaign 'c1' is draft: only a stopped campaign can be resumed\n"),
+    ([], ["resume"], "error: campaign 'c1' is draft: only a stopped campaign, or an in-progress one "
+                     "whose sender died, can be resumed\n"),
 ], ids=["start-completed", "stop-draft", "resume-completed", "start-in-progress", "resume-draft"])
 def test_illegal_transitions_exit_5_and_change_nothing(world, setup, command, message):
     create_campaign(world, "c1", user_ids=["alice"], create_channels=True, channel_template=DM)

@@ -1,4 +1,4 @@
-"""Exactly once (issue 5): a sender killed at random moments, a second sender on a leased campaign, Ctrl-C.
+"""Exactly once: a sender killed at random moments, a second sender on a leased campaign, Ctrl-C.
 
 The senders run as real subprocesses (`python -m campaign_cli --db DB …`) against one SQLite file;
 the test kills them with SIGKILL or interrupts them with SIGINT and then checks, through the CLI,
@@ -33,7 +33,7 @@ from send_helpers import (
 TARGETS = 3000
 KILLS = 5
 LEASE = 1.0
-INTERRUPTED = "error: interrupted: the batch in hand was saved; `campaign run` resumes\n"
+INTERRUPTED = "error: interrupted: the batch in hand was saved; 'campaign resume c1' continues\n"
 
 
 def seeded_campaign(cli, count: int) -> list[str]:
@@ -113,12 +113,14 @@ def test_a_second_sender_does_not_send_a_campaign_with_a_live_lease(cli):
     try:
         wait_until(lambda: done(cli, "c1") >= 20)
 
-        second = cli("run", "c1")
+        for command in ("run", "resume"):
+            second = cli(command, "c1")
 
-        assert second.exit_code == 5
-        assert re.fullmatch(rf"error: campaign 'c1' is being sent by [^:\s]+:{first.pid}:[0-9a-f]{{8}} "
-                            r"\(lease until \S+\); SQLite has one writer, so one sender per campaign; to send with several, "
-                            r"use PostgreSQL \(--db postgresql\+psycopg://…\)\n", second.stderr), second.stderr
+            assert second.exit_code == 5
+            sqlite = "; SQLite has one writer, so one sender per campaign; to send with several, use PostgreSQL " \
+                     r"\(--db postgresql\+psycopg://…\)" if command == "run" else ""
+            assert re.fullmatch(rf"error: campaign 'c1' is being sent by [^:\s]+:{first.pid} \(its lease runs "
+                                rf"\d+ s more\); 'campaign stop c1' stops it{sqlite}\n", second.stderr), second.stderr
         assert 0 < done(cli, "c1") < 100
         first.send_signal(signal.SIGINT)
         code, _, err = finish(first)
@@ -149,6 +151,25 @@ def test_ctrl_c_saves_the_batch_in_hand_and_run_finishes_without_duplicates(cli)
     assert stats["progress"] == stats["stats_messages_sent"] / 100
     assert len(messages(cli, "c1")) == stats["stats_messages_sent"]
 
-    cli.ok("run", "c1")  # no lease to wait for: the interrupted sender gave it back
+    resumed = cli.ok("resume", "c1")  # no lease to wait for: the interrupted sender gave it back
+
+    assert resumed.stderr == ""
+    assert_exactly_once(cli, ids)
+
+
+def test_resume_continues_a_campaign_whose_sender_was_killed_once_its_lease_has_expired(cli):
+    ids = seeded_campaign(cli, 100)
+    short_lease = config(cli, sending={"lease_seconds": LEASE})
+    sender = spawn(cli, "--config", str(short_lease), "start", "c1", "--rate", "20")
+    try:
+        wait_until(lambda: done(cli, "c1") >= 20)
+        sender.kill()
+        sender.wait()
+    finally:
+        stop_process(sender)
+    assert get(cli, "c1")["status"] == "in_progress"
+    wait_for_lease_expiry(cli)
+
+    cli.ok("--config", str(short_lease), "resume", "c1")
 
     assert_exactly_once(cli, ids)

@@ -1,4 +1,4 @@
-"""Webhook and push delivery of a real campaign (issue 5, SPEC §5), against HTTP receivers on 127.0.0.1.
+"""Webhook and push delivery of a real campaign, against HTTP receivers on 127.0.0.1.
 
 The campaign is sent with `campaign --config CONFIG start`; the config points the webhook and
 the push gateway at `http_receiver.Receiver`s, which check `X-Signature` and inject failures.

@@ -1,4 +1,4 @@
-"""Settings precedence (SPEC §6): --db beats CAMPAIGN_DB beats the config file's `db:` beats campaign.db;
+"""Settings precedence: --db beats CAMPAIGN_DB beats the config file's `db:` beats campaign.db;
 --config beats CAMPAIGN_CONFIG; a bad config file is exit 3 naming the file and key."""
 
 from __future__ import annotations
@@ -78,8 +78,9 @@ def test_db_accepts_an_sqlalchemy_url(databases, tmp_path):
     assert count(CAMPAIGN_DB=f"sqlite:///{tmp_path / 'env.db'}") == 3
 
 
-def test_first_use_creates_the_database_where_told(tmp_path):
-    assert count("--db", "fresh.db") == 0
+def test_first_import_creates_the_database_where_told(tmp_path):
+    make_db("fresh.db", 1)
+    assert count("--db", "fresh.db") == 1
     assert (tmp_path / "fresh.db").is_file()
     assert not (tmp_path / "campaign.db").exists()
 
@@ -112,7 +113,9 @@ def test_missing_config_file_is_exit_3():
 
 def test_empty_config_file_means_defaults():
     Path("cfg.yaml").write_text("", encoding="utf-8")
-    assert count("--config", "cfg.yaml") == 0
+    Path("users.jsonl").write_text('{"id": "u1"}\n', encoding="utf-8")
+    assert campaign("--config", "cfg.yaml", "users", "import", "users.jsonl").exit_code == 0
+    assert count("--config", "cfg.yaml") == 1
     assert Path("campaign.db").is_file()
 
 

@@ -1,4 +1,4 @@
-"""Campaign templates: checking definitions, compiling once, rendering from plain dicts (SPEC §2)."""
+"""Campaign templates: checking definitions, compiling once, rendering from plain dicts."""
 
 from __future__ import annotations
 

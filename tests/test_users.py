@@ -90,12 +90,12 @@ def test_import_from_stdin_detects_jsonl_and_json_array(cli):
 
 def test_format_flag_beats_the_extension_and_reads_stdin(cli):
     cli.write("users.txt", "id,name\nu1,Ann\n")
-    assert summary(cli.ok("users", "import", "--format", "csv", "users.txt")) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(cli.ok("users", "import", "--format", "csv", "users.txt")) == "imported 1 user: 1 inserted, 0 updated"
     run = cli.ok("users", "import", "--format", "csv", "-", input="id,name\nu2,Bob\n")
-    assert summary(run) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(run) == "imported 1 user: 1 inserted, 0 updated"
     assert [user(cli, u)["name"] for u in ("u1", "u2")] == ["Ann", "Bob"]
     cli.write("more.data", '{"id": "u3"}\n')
-    assert summary(cli.ok("users", "import", "more.data")) == "imported 1 users: 1 inserted, 0 updated"
+    assert summary(cli.ok("users", "import", "more.data")) == "imported 1 user: 1 inserted, 0 updated"
 
 
 def test_bad_format_flag_is_exit_3(cli):
@@ -232,11 +232,12 @@ def test_bad_json_array_or_csv_record_is_exit_3(cli, name, text, message):
     assert table(cli, "select count(*) from users") == [(0,)]
 
 
-def test_missing_file_is_exit_3_and_nothing_is_imported(cli):
+def test_missing_file_is_exit_3_and_nothing_is_imported(cli, tmp_path):
     cli.write_jsonl("users.jsonl", [{"id": "u1"}])
-    fails(cli("users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
-    fails(cli("users", "import", "."), 3, ".: is a folder, not a file")
-    assert not cli.has_tables()  # the files are checked before the database is even opened
+    fresh = tmp_path / "fresh.db"
+    fails(cli("--db", str(fresh), "users", "import", "users.jsonl", "nope.jsonl"), 3, "nope.jsonl: file not found")
+    fails(cli("--db", str(fresh), "users", "import", "."), 3, ".: is a folder, not a file")
+    assert not fresh.exists()  # the files are checked before the database is even opened
 
 
 @pytest.mark.parametrize(("name", "text"), [("e.jsonl", ""), ("e.jsonl", "\n \n"), ("e.json", ""), ("e.json", " [ ] "),

@@ -14,14 +14,15 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli import delivery, lifecycle, monitor
+from campaign_cli import delivery, lifecycle, monitor, validation
 from campaign_cli.cli import complete
-from campaign_cli.cli.context import app_context, engine_of
-from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, say,
+from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
+from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, plural, say,
                                      say_cursors, stdout, table)
-from campaign_cli.errors import CampaignStopped, UsageError
+from campaign_cli.errors import CampaignStopped, InvalidInput, InvalidInputs, NoDatabase, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.sending.sinks import outbox_stats
+from campaign_cli.settings import DEFAULT_DB, db_url_from
 from campaign_cli.target_users import DEFAULT_USERS_LIMIT, MAX_USERS_LIMIT
 from campaign_cli.timeutil import parse_time, to_local
 
@@ -59,7 +60,7 @@ def create(
     if file is None and not flags:
         raise UsageError("give -f FILE or field flags (--sender, --text, --segment or --user, …)")
     specs, listed = service.load_campaign_file(file) if file is not None else ([("command line", flags)], False)
-    documents = service.create_campaigns(engine_of(ctx), specs)
+    documents = service.create_campaigns(engine_or_new_of(ctx), specs)
     if as_json:
         emit_json({"campaigns": [d["campaign"] for d in documents]} if listed else documents[0])
         return
@@ -170,7 +171,7 @@ def status_view(document: dict[str, Any], deliveries: dict[str, dict[str, int]] 
         _add_live_rows(view, document)
     for sink, counts in (deliveries or {}).items():
         if any(counts.values()):
-            view.add_row(f"{sink} calls", " · ".join(f"{status} {n}" for status, n in counts.items()))
+            view.add_row(f"{sink} calls", " · ".join(f"{status} {n:,}" for status, n in counts.items()))
     for label, value in (("scheduled for", campaign.get("scheduled_for")), ("stop at", campaign.get("stop_at")),
                          ("started", stats["stats_started_at"]), ("completed", stats["stats_completed_at"]),
                          ("created", campaign["created_at"]), ("updated", campaign["updated_at"])):
@@ -252,6 +253,9 @@ def list_(
     if as_json:
         emit_json(page.envelope("campaigns"))
         return
+    if not page.items and not page.cursors():
+        say("no campaigns match")
+        return
     table(["id", "name", "status", "sender_id", "targets", "progress", "created_at"],
           ([c["id"], c["name"], c["status"], c["sender_id"], _targets(c), f"{c['stats']['progress']:.0%}",
             _local(c["created_at"])] for c in page.items))
@@ -261,11 +265,39 @@ def list_(
 def _targets(campaign: dict[str, Any]) -> str:
     if campaign["segment_ids"]:
         return "segments " + ", ".join(campaign["segment_ids"])
-    return f"{len(campaign['user_ids'])} user ids"
+    return plural(len(campaign["user_ids"]), "user id")
 
 
-def validate(ctx: typer.Context,
-             files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="YAML definition files.")]) -> None:
-    """Check campaign definitions, templates and references; write nothing (exit 0 or 3)."""
-    checked = service.validate_files(engine_of(ctx), files)
-    say(f"ok: {checked} campaign definitions in {len(files)} files are valid")
+def validate(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", readable=False, help="Campaign or segment definition YAML files.")],
+    offline: Annotated[bool, typer.Option("--offline", help="Check schema and templates only, not references.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check campaign and segment definitions, templates and references; write nothing (exit 0 or 3)."""
+    engine, unchecked = (None, "--offline") if offline else _database_to_check(ctx)
+    report = validation.validate_files(engine, files)
+    if as_json:
+        emit_json(report.json())
+    if not report.ok:
+        if as_json:
+            raise InvalidInput(f"{plural(len(report.problems), 'problem')} in {plural(report.files, 'file')}")
+        raise InvalidInputs([p.text for p in report.problems])
+    kinds = [plural(n, f"{kind} definition") for kind, n in report.counts.items() if n]
+    total = sum(report.counts.values())
+    say(f"ok: {' and '.join(kinds) or 'no definitions'} in {plural(report.files, 'file')} "
+        f"{'is' if total == 1 else 'are'} valid")
+    if unchecked:
+        say(f"references (segments, sender) were not checked ({unchecked})")
+
+
+def _database_to_check(ctx: typer.Context) -> tuple[Engine | None, str | None]:
+    """The database to check references against. Without one at the default place, references are not
+    checked; a database named with --db, CAMPAIGN_DB or the config that does not exist is exit 4."""
+    state = app_context(ctx)
+    try:
+        return state.engine, None
+    except NoDatabase as exc:
+        if state.settings.db_url != db_url_from(DEFAULT_DB):
+            raise
+        return None, str(exc)

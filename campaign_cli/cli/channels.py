@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from campaign_cli import channels as service
-from campaign_cli.cli.context import engine_of
+from campaign_cli.cli.context import engine_of, engine_or_new_of
 from campaign_cli.cli.output import FilterOption, JsonOption, LimitOption, NextOption, PrevOption, byte_progress, emit_json, print_page, table
 from campaign_cli.cli.users import FormatOption, report_import, sources_of
 from campaign_cli.filters import parse_filter_text
@@ -24,7 +24,7 @@ def import_(
 ) -> None:
     """Upsert channels and their members from files, all-or-nothing."""
     sources = sources_of(files, fmt)
-    engine = engine_of(ctx)
+    engine = engine_or_new_of(ctx)
     with byte_progress("importing channels", sum(s.size for s in sources)) as update:
         result = service.import_channels(engine, sources, on_progress=update)
     report_import(result.__dict__, "channels", as_json)

@@ -27,7 +27,7 @@ def _engine(ctx: typer.Context) -> Any:
     url = make_url(settings.db_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return None
-    return open_engine(settings.db_url)
+    return open_engine(settings.db_url, create=False)
 
 
 def _choices(ctx: typer.Context, lister: Callable[[Any], list[tuple[str, str]]]) -> list[tuple[str, str]]:

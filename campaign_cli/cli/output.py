@@ -37,6 +37,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """`1 file`, `2 files`, `16,669 targets`: a count with thousands separators and its noun agreeing."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def say(message: str) -> None:
     """A message for the human, on stderr."""
     stderr.print(message, highlight=False, markup=False)
@@ -58,6 +63,9 @@ def print_page(page: Page, key: str, as_json: bool, columns: Sequence[str]) -> N
     if as_json:
         emit_json(page.envelope(key))
         return
+    if not page.items and not page.cursors():
+        say(f"no {key} match")
+        return
     table(columns, ([_cell(item.get(c)) for c in columns] for item in page.items))
     say_cursors(page)
 
@@ -72,7 +80,10 @@ _JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 def _cell(value: Any) -> Any:
-    """A JSON value as a table cell: times in the local zone, lists and objects as JSON."""
+    """A JSON value as a table cell: counts with thousands separators, times in the local zone,
+    lists and objects as JSON."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and _JSON_TIME.match(value):

@@ -10,8 +10,8 @@ import typer
 
 from campaign_cli import segments as service
 from campaign_cli.cli import complete
-from campaign_cli.cli.context import engine_of
-from campaign_cli.cli.output import (FilterOption, JsonOption, NextOption, PrevOption, emit_json, print_page, say,
+from campaign_cli.cli.context import engine_of, engine_or_new_of
+from campaign_cli.cli.output import (FilterOption, JsonOption, NextOption, PrevOption, emit_json, plural, print_page, say,
                                      say_cursors)
 from campaign_cli.errors import NotFound, UsageError
 from campaign_cli.filters import parse_filter_text
@@ -59,7 +59,7 @@ def _print_segments(segments: list[dict], listed: bool, as_json: bool, verb: str
         emit_json({"segments": segments} if listed else {"segment": segments[0]})
         return
     for segment in segments:
-        say(f"{verb} {segment['type']} segment {segment['id']} (size {segment['size']})")
+        say(f"{verb} {segment['type']} segment {segment['id']} (size {segment['size']:,})")
 
 
 @app.command("create")
@@ -79,7 +79,7 @@ def create(
     flags = _flags(type=type_, id=id_, name=name, description=description, filter=filter_,
                    all_users=all_users, all_sender_channels=all_sender_channels)
     specs, listed = _specs(file, flags)
-    _print_segments(service.create_segments(engine_of(ctx), specs), listed, as_json, "created")
+    _print_segments(service.create_segments(engine_or_new_of(ctx), specs), listed, as_json, "created")
 
 
 @app.command("get")
@@ -154,8 +154,8 @@ def add_targets(
 ) -> None:
     """Add targets (user ids or channel cids) to a manual segment; any number, ids already there are kept."""
     result = service.add_targets(engine_of(ctx), segment_id, _target_sources(targets, file))
-    emit_json(result) if as_json else say(f"added {result['added']} targets to segment {segment_id} "
-                                          f"(size {result['size']})")
+    emit_json(result) if as_json else say(f"added {plural(result['added'], 'target')} to segment {segment_id} "
+                                          f"(size {result['size']:,})")
 
 
 @app.command("remove-targets")
@@ -165,8 +165,8 @@ def remove_targets(
 ) -> None:
     """Remove targets from a manual segment; ids that are not there are ignored."""
     result = service.remove_targets(engine_of(ctx), segment_id, _target_sources(targets, file))
-    emit_json(result) if as_json else say(f"removed {result['removed']} targets from segment {segment_id} "
-                                          f"(size {result['size']})")
+    emit_json(result) if as_json else say(f"removed {plural(result['removed'], 'target')} from segment "
+                                          f"{segment_id} (size {result['size']:,})")
 
 
 @app.command("targets")
@@ -188,6 +188,8 @@ def targets(
     if as_json:
         emit_json(page.envelope("targets"))
         return
+    if not page.items and not page.cursors():
+        say("no targets match")
     sys.stdout.write("".join(item["target_id"] + "\n" for item in page.items))
     say_cursors(page)
 
@@ -221,15 +223,15 @@ def sync(
         emit_json(result)
         return
     if dry_run:
-        say(f"dry run: would add {result['added']} and remove {result['removed']} targets of segment {segment_id}; "
-            "nothing changed")
+        say(f"dry run: would add {plural(result['added'], 'target')} to and remove {plural(result['removed'], 'target')} "
+            f"from segment {segment_id}; nothing changed")
     else:
-        say(f"added {result['added']} and removed {result['removed']} targets of segment {segment_id} "
-            f"(size {result['size']})")
+        say(f"added {plural(result['added'], 'target')} to and removed {plural(result['removed'], 'target')} from "
+            f"segment {segment_id} (size {result['size']:,})")
 
 
 @app.command("refresh")
 def refresh(ctx: typer.Context, segment_id: IdArgument, as_json: JsonOption = False) -> None:
     """Recompute a segment's size."""
     segment = service.refresh_segment(engine_of(ctx), segment_id)
-    emit_json({"segment": segment}) if as_json else say(f"segment {segment['id']}: size {segment['size']}")
+    emit_json({"segment": segment}) if as_json else say(f"segment {segment['id']}: size {segment['size']:,}")

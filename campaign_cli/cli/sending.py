@@ -20,12 +20,13 @@ from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context
 from campaign_cli.cli.output import (JsonOption, LimitOption, NextOption, PrevOption, RunProgress,
                                      count_progress_columns, emit_json, print_page, say, stderr, table)
-from campaign_cli.errors import Conflict, Interrupted
+from campaign_cli.errors import CampaignStopped, Conflict, Interrupted, UsageError
+from campaign_cli.lifecycle import SCHEDULED
 from campaign_cli.sending import control
-from campaign_cli.sending.loop import BUSY, INTERRUPTED, Sender, delivering_events
+from campaign_cli.sending.loop import BUSY, INTERRUPTED, STOPPED, Sender, delivering_events
 from campaign_cli.sending.send_file import send_file
 from campaign_cli.store.engine import reading
-from campaign_cli.timeutil import parse_time
+from campaign_cli.timeutil import parse_time, to_local
 
 ONE_SENDER_ON_SQLITE = ("SQLite has one writer, so one sender per campaign; "
                        "to send with several, use PostgreSQL (--db postgresql+psycopg://…)")
@@ -56,32 +57,49 @@ def register(app: typer.Typer) -> None:
 def start(
     ctx: typer.Context,
     campaign_id: StartIdArg,
-    at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time instead of now.")] = None,
-    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Schedule for this RFC 3339 time (overrides the stored scheduled_for).")] = None,
+    now_: Annotated[bool, typer.Option("--now", help="Send now, whatever scheduled_for is stored.")] = False,
+    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop sending at this RFC 3339 time (overrides the stored stop_at).")] = None,
     detach: DetachOption = False,
     rate: RateOption = None,
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a draft campaign now and send it in the foreground, or schedule it with --at."""
+    """Start a draft campaign: send it now in the foreground, or schedule it.
+
+    A scheduled_for stored in the future schedules the campaign; --at schedules it for another
+    time, and --now sends at once whatever is stored.
+    """
+    if now_ and at:
+        raise UsageError("--now and --at exclude each other: give one of them")
     state = app_context(ctx)
     when = parse_time(at, "--at") if at else None
     until = parse_time(stop_at, "--stop-at") if stop_at else None
     if not detach and when is None:
         delivery.check_sender(state.engine, state.settings, campaign_id)
-    status = control.start(state.engine, state.settings, campaign_id, when, until)
-    if status == "scheduled" or detach:
-        say(f"campaign {campaign_id} is {status}" + (f" for {at}" if status == "scheduled" else ""))
+    started = control.start(state.engine, state.settings, campaign_id, when, until, immediately=now_)
+    if started.status == SCHEDULED:
+        say(scheduled_message(campaign_id, started))
+        _print_campaign(ctx, campaign_id, as_json)
+        return
+    if detach:
+        say(f"campaign {campaign_id} is in_progress; 'campaign run {campaign_id}' sends it")
         _print_campaign(ctx, campaign_id, as_json)
         return
     _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
+
+
+def scheduled_message(campaign_id: str, started: control.Started) -> str:
+    """What the operator is told when a campaign is scheduled rather than sent."""
+    return (f"campaign {campaign_id} is scheduled for {to_local(started.scheduled_for)}; nothing is sent now. "
+            f"'campaign run --watch' sends it when it is due ('campaign run' sends the campaigns due at that moment)")
 
 
 def stop(ctx: typer.Context, campaign_id: StopIdArg, as_json: JsonOption = False) -> None:
     """Stop a scheduled or running campaign (a running sender stops within one batch)."""
     state = app_context(ctx)
     control.stop(state.engine, state.settings, campaign_id)
-    say(f"campaign {campaign_id} stopped")
+    say(f"campaign {campaign_id} stopped; 'campaign resume {campaign_id}' continues it")
     _print_campaign(ctx, campaign_id, as_json)
 
 
@@ -93,13 +111,13 @@ def resume(
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Continue a stopped campaign with the targets not yet done, in the foreground."""
+    """Continue a stopped campaign, or one left in progress by a sender that died, in the foreground."""
     state = app_context(ctx)
     if not detach:
         delivery.check_sender(state.engine, state.settings, campaign_id)
     control.resume(state.engine, state.settings, campaign_id)
     if detach:
-        say(f"campaign {campaign_id} is in_progress")
+        say(f"campaign {campaign_id} is in_progress; 'campaign run {campaign_id}' sends it")
         _print_campaign(ctx, campaign_id, as_json)
         return
     _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
@@ -117,8 +135,9 @@ def run(
 ) -> None:
     """Send the given campaigns, or every due one (scheduled time reached, or in progress with no live sender)."""
     state = app_context(ctx)
+    engine = state.engine_or_new  # `run --watch` may start before anything was imported
     while True:
-        due, problems = control.due_campaigns(state.engine, state.settings, campaign_ids or None)
+        due, problems = control.due_campaigns(engine, state.settings, campaign_ids or None)
         for problem in problems:
             say(f"error: {problem}")
         if campaign_ids:
@@ -126,7 +145,8 @@ def run(
         if not due and not watch and not campaign_ids and not problems:
             say("no campaign is due")
         if due or not watch:
-            _send_in_foreground(ctx, due, rate, batch_size, as_json and not watch, explicit=bool(campaign_ids))
+            _send_in_foreground(ctx, due, rate, batch_size, as_json and not watch, explicit=bool(campaign_ids),
+                                watch=watch)
         if not watch:
             if problems:
                 raise typer.Exit(problems[0].exit_code)
@@ -144,12 +164,13 @@ def _refuse_busy(ctx: typer.Context, not_ready: list[str]) -> None:
             row = get_campaign_row(conn, campaign_id)
         holder = control.lease_holder(engine, campaign_id)
         if holder is not None:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by {holder[0]} (lease until {holder[1].isoformat()})"
-                           f"; {ONE_SENDER_ON_SQLITE}")
-        if row.status == "scheduled":
-            say(f"campaign {campaign_id} is scheduled for {row.scheduled_for.isoformat()}: not due yet")
-        elif row.status not in ("in_progress", "completed"):
-            raise Conflict(f"campaign {campaign_id!r} is {row.status}: nothing to send")
+            raise Conflict(f"{control.busy_message(campaign_id, holder)}; {ONE_SENDER_ON_SQLITE}")
+        if row.status == SCHEDULED:
+            say(f"campaign {campaign_id} is scheduled for {to_local(row.scheduled_for)}: not due yet")
+        elif row.status == "stopped":
+            raise Conflict(f"campaign {campaign_id!r} is stopped: 'campaign resume {campaign_id}' continues it")
+        elif row.status == "draft":
+            raise Conflict(f"campaign {campaign_id!r} is a draft: 'campaign start {campaign_id}' starts it")
 
 
 def send(
@@ -159,11 +180,18 @@ def send(
     batch_size: BatchOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create, start and send a campaign in one step; once it has completed, running it again sends nothing."""
+    """Create, start and send a campaign in one step; once it has completed, running it again sends nothing.
+
+    A definition whose scheduled_for lies in the future is scheduled instead.
+    """
     state = app_context(ctx)
-    campaign_id, todo = send_file(state.engine, state.settings, file)
-    if not todo:
+    campaign_id, started = send_file(state.engine_or_new, state.settings, file)
+    if started.status == "completed":
         say(f"campaign {campaign_id} already completed; nothing to send")
+        _print_campaign(ctx, campaign_id, as_json)
+        return
+    if started.status == SCHEDULED:
+        say(scheduled_message(campaign_id, started))
         _print_campaign(ctx, campaign_id, as_json)
         return
     _send_in_foreground(ctx, [campaign_id], rate, batch_size, as_json, explicit=True)
@@ -231,7 +259,8 @@ def _interruptible(on_signal: Callable[[], None]) -> Iterator[None]:
 
 
 def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float | None, batch_size: int | None,
-                        as_json: bool, explicit: bool) -> None:
+                        as_json: bool, explicit: bool, watch: bool = False) -> None:
+    """Send the campaigns; exit 130 when interrupted, 6 when one of them ended stopped (with --watch: say so)."""
     state = app_context(ctx)
     outcomes = []
     with _progress_bar() as bar:
@@ -244,12 +273,33 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
     if stderr.is_terminal:
         for line in bar.summaries():
             say(line)
+    stopped = []
     for campaign_id, outcome in outcomes:
         if outcome == BUSY and explicit:
-            raise Conflict(f"campaign {campaign_id!r} is being sent by another process; {ONE_SENDER_ON_SQLITE}")
+            holder = control.lease_holder(state.engine, campaign_id)
+            busy = (control.busy_message(campaign_id, holder) if holder
+                    else f"campaign {campaign_id!r} is being sent by another process")
+            raise Conflict(f"{busy}; {ONE_SENDER_ON_SQLITE}")
         _print_campaign(ctx, campaign_id, as_json)
-    if any(outcome == INTERRUPTED for _, outcome in outcomes):
-        raise Interrupted("interrupted: the batch in hand was saved; `campaign run` resumes")
+        if outcome == STOPPED:
+            stopped.extend(_stopped_line(state.engine, campaign_id))
+    interrupted = [campaign_id for campaign_id, outcome in outcomes if outcome == INTERRUPTED]
+    if interrupted:
+        raise Interrupted(f"interrupted: the batch in hand was saved; 'campaign resume {interrupted[0]}' continues")
+    if stopped and not watch:
+        raise CampaignStopped("\n".join(stopped))
+    for line in stopped:
+        say(line)
+
+
+def _stopped_line(engine: Any, campaign_id: str) -> list[str]:
+    """`stopped at 13,000 of 16,669 targets; …` for a campaign that ended stopped (nothing if another sender has it)."""
+    with reading(engine) as conn:
+        row = live_campaign_row(conn, campaign_id)
+    if row.status != "stopped":
+        return []
+    return [f"campaign {campaign_id} stopped at {row.stats_done:,} of {row.stats_targets:,} targets; "
+            f"'campaign resume {campaign_id}' continues"]
 
 
 def _messages_sent(engine: Any, campaign_id: str) -> int:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from campaign_cli import users as service
-from campaign_cli.cli.context import app_context, engine_of
+from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, byte_progress, emit_json,
-                                     print_page, say)
+                                     plural, print_page, say)
 from campaign_cli.errors import InvalidInput, UsageError
 from campaign_cli.filters import parse_filter_text
 from campaign_cli.records import FORMATS, RecordSource
@@ -45,7 +45,7 @@ def import_(
         sources: list[Any] = [MatrixDirectory(app_context(ctx).settings.delivery.matrix)]
     else:
         sources = sources_of(files or [], fmt)
-    engine = engine_of(ctx)
+    engine = engine_or_new_of(ctx)
     with byte_progress("importing users", sum(s.size for s in sources)) as update:
         result = service.import_users(engine, sources, on_progress=update)
     report_import(result.__dict__, "users", as_json)
@@ -56,9 +56,10 @@ def report_import(result: dict, noun: str, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    line = f"imported {result['records']} {noun}: {result['inserted']} inserted, {result['updated']} updated"
+    line = (f"imported {plural(result['records'], noun[:-1], noun)}: {result['inserted']:,} inserted, "
+            f"{result['updated']:,} updated")
     if result.get("duplicates"):
-        line += f"; {result['duplicates']} duplicate ids in the input (the last record of each won)"
+        line += f"; {plural(result['duplicates'], 'duplicate id')} in the input (the last record of each won)"
     say(line)
 
 
@@ -92,4 +93,4 @@ def get(ctx: typer.Context, user_id: Annotated[str, typer.Argument(metavar="ID")
 def delete(ctx: typer.Context, user_ids: Annotated[list[str], typer.Argument(metavar="ID...")], as_json: JsonOption = False) -> None:
     """Delete users (and their channel memberships)."""
     deleted = service.delete_users(engine_of(ctx), user_ids)
-    emit_json({"deleted": deleted}) if as_json else say(f"deleted {deleted} users")
+    emit_json({"deleted": deleted}) if as_json else say(f"deleted {plural(deleted, 'user')}")

@@ -114,7 +114,7 @@ class CampaignRun:
         return f"{self.message_prefix}-{seq:010d}"
 
     def context(self, receiver: dict | None, channel: dict | None) -> dict[str, Any]:
-        """The template variables for one target (SPEC §2)."""
+        """The template variables for one target."""
         ctx: dict[str, Any] = {"sender": self.sender, "campaign": self.vars_campaign}
         if receiver is not None:
             ctx["receiver"] = receiver

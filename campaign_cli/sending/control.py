@@ -7,13 +7,14 @@ all in one transaction: a refusal leaves the campaign exactly as it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from campaign_cli import lifecycle
 from campaign_cli.campaigns import campaign_document
-from campaign_cli.errors import CampaignError, Conflict, InvalidInput
+from campaign_cli.errors import CampaignError, Conflict, InvalidInput, NotFound
 from campaign_cli.sending import claims
 from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outbox, event_row
 from campaign_cli.sending.freeze import freeze_targets
@@ -21,7 +22,7 @@ from campaign_cli.settings import Settings
 from campaign_cli.store.engine import writing
 from campaign_cli.store.models import Campaign, Event, Message
 from campaign_cli.store.models import Outbox as OutboxRow
-from campaign_cli.timeutil import now
+from campaign_cli.timeutil import now, to_json
 from campaign_cli.users import USERS
 
 CAMPAIGNS = Campaign.__table__
@@ -41,18 +42,42 @@ def check_times(at: datetime | None, stop_at: datetime | None, current: datetime
         raise InvalidInput("--stop-at: must be after the start time" + (" (--at)" if at else ""))
 
 
+@dataclass(frozen=True)
+class Started:
+    """What `start` did: the new status, and the time a scheduled campaign will begin."""
+
+    status: str
+    scheduled_for: datetime | None = None
+
+
 def start(engine: Engine, settings: Settings, campaign_id: str, at: datetime | None = None,
-          stop_at: datetime | None = None) -> str:
-    """Start a draft now (→ in_progress, audience frozen) or at `at` (→ scheduled); returns the new status."""
+          stop_at: datetime | None = None, immediately: bool = False) -> Started:
+    """Start a draft: schedule it (→ scheduled) for `at`, else for its stored `scheduled_for` when that
+    lies in the future, else (or when `immediately`) begin now (→ in_progress, audience frozen).
+
+    A stored `stop_at` is kept unless `stop_at` replaces it; a stored `scheduled_for` is never
+    overwritten by an immediate start (`stats_started_at` records when sending began).
+    """
     current = now()
     check_times(at, stop_at, current)
     with writing(engine, FREEZE_PRAGMAS) as conn:
-        if at is not None:
-            _, status = lifecycle.transition(conn, campaign_id, "schedule", scheduled_for=at, stop_at=stop_at)
-            return status
-        _, status = lifecycle.transition(conn, campaign_id, "start", scheduled_for=current, stop_at=stop_at)
+        row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+        if row is None:
+            raise NotFound(f"campaign {campaign_id!r} not found")
+        lifecycle.next_status(campaign_id, row.status, "start")
+        when = at
+        if when is None and not immediately and row.scheduled_for is not None and row.scheduled_for > current:
+            when = row.scheduled_for
+        until = stop_at if stop_at is not None else row.stop_at
+        if stop_at is None and until is not None and until <= (when or current):
+            raise InvalidInput(f"campaign {campaign_id!r}: its stop_at {to_json(until)} is not after the start "
+                               f"({to_json(when or current)}); give --stop-at or update the campaign")
+        if when is not None:
+            _, status = lifecycle.transition(conn, campaign_id, "schedule", scheduled_for=when, stop_at=until)
+            return Started(status, when)
+        _, status = lifecycle.transition(conn, campaign_id, "start", stop_at=until)
         begin_sending(conn, settings, campaign_id, current)
-    return status
+    return Started(status)
 
 
 def stop(engine: Engine, settings: Settings, campaign_id: str) -> None:
@@ -63,9 +88,19 @@ def stop(engine: Engine, settings: Settings, campaign_id: str) -> None:
 
 
 def resume(engine: Engine, settings: Settings, campaign_id: str) -> None:
-    """Continue a stopped campaign with the targets not yet done (a stop_at already passed is cleared)."""
+    """Continue a stopped campaign with the targets not yet done (a stop_at already passed is cleared).
+
+    An in_progress campaign that no live sender holds (its sender was killed or interrupted) is
+    left as it is, for the sender loop to continue; one that a live sender holds is exit 5.
+    """
     current = now()
     with writing(engine, FREEZE_PRAGMAS) as conn:
+        status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.id == campaign_id))
+        if status == lifecycle.IN_PROGRESS:
+            holder = _live_lease(conn, campaign_id, current)
+            if holder is not None:
+                raise Conflict(busy_message(campaign_id, holder, current))
+            return
         before, _ = lifecycle.transition(conn, campaign_id, "resume")
         if before.stop_at is not None and before.stop_at <= current:
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.pk == before.pk).values(stop_at=None))
@@ -97,8 +132,8 @@ def check_quota(conn: Connection, settings: Settings, targets: int, at: datetime
                            .where(CAMPAIGNS.c.status == lifecycle.IN_PROGRESS)) or 0
     left = max(settings.monthly_messages - used - reserved, 0)
     if targets > left:
-        raise Conflict(f"quota: the audience has {targets} targets but only {left} of "
-                       f"{settings.monthly_messages} monthly messages are left this month")
+        raise Conflict(f"quota: the audience has {targets:,} targets but only {left:,} of "
+                       f"{settings.monthly_messages:,} monthly messages are left this month")
 
 
 def record_campaign_event(conn: Connection, settings: Settings, campaign_id: str, type_: str, at: datetime) -> None:
@@ -152,12 +187,34 @@ def _begin_or_stop(engine: Engine, settings: Settings, campaign_id: str, stop_at
             begin_sending(conn, settings, campaign_id, current)
 
 
-def lease_holder(engine: Engine, campaign_id: str) -> tuple[str, datetime] | None:
+def lease_holder(engine: Engine, campaign_id: str) -> Lease | None:
     """Who holds a live lease on the campaign, and until when (None when nobody)."""
     with engine.connect() as conn:
-        row = conn.execute(select(CAMPAIGNS.c.lease_owner, CAMPAIGNS.c.lease_expires_at).where(
-            CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner.is_not(None),
-            CAMPAIGNS.c.lease_expires_at >= now())).first()
-    return (row[0], row[1]) if row else None
+        return _live_lease(conn, campaign_id, now())
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A live sender's hold on a campaign."""
+
+    owner: str
+    expires_at: datetime
+
+    @property
+    def sender(self) -> str:
+        """host:pid of the sender (the owner name ends with a random tag)."""
+        return self.owner.rsplit(":", 1)[0] if self.owner.count(":") >= 2 else self.owner
+
+
+def _live_lease(conn: Connection, campaign_id: str, current: datetime) -> Lease | None:
+    row = conn.execute(select(CAMPAIGNS.c.lease_owner, CAMPAIGNS.c.lease_expires_at).where(
+        CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.lease_owner.is_not(None),
+        CAMPAIGNS.c.lease_expires_at >= current)).first()
+    return Lease(row[0], row[1]) if row else None
+
+
+def busy_message(campaign_id: str, lease: Lease, current: datetime | None = None) -> str:
+    """Exit 5 for a campaign a live sender holds: which sender, and how long its lease still runs."""
+    left = max((lease.expires_at - (current or now())).total_seconds(), 0)
+    return (f"campaign {campaign_id!r} is being sent by {lease.sender} (its lease runs {left:,.0f} s more); "
+            f"'campaign stop {campaign_id}' stops it")

@@ -1,4 +1,4 @@
-"""Event records (SPEC §5) and their outbox rows for the webhook and the push gateway.
+"""Event records and their outbox rows for the webhook and the push gateway.
 
 Events are stored lean (the message itself lives in `messages`); the JSON a webhook receives
 is built only when a webhook is configured, in the same transaction as the event.
@@ -19,7 +19,7 @@ CAMPAIGN_COMPLETED = "campaign.completed"
 CAMPAIGN_STOPPED = "campaign.stopped"
 CHANNEL_CREATED = "channel.created"
 MESSAGE_NEW = "message.new"
-# The events `skip_webhook` keeps from the webhook (SPEC §1).
+# The events `skip_webhook` keeps from the webhook.
 SKIPPABLE = frozenset({CHANNEL_CREATED, MESSAGE_NEW})
 
 

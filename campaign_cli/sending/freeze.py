@@ -1,4 +1,4 @@
-"""Freezing a campaign's audience: its targets at the moment sending begins (SPEC §3).
+"""Freezing a campaign's audience: its targets at the moment sending begins.
 
 The union of the campaign's segments (or its `user_ids`), deduplicated, numbered in target id
 order (`seq`), is written into `campaign_targets` by one INSERT … SELECT, so memory does not

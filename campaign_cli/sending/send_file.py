@@ -24,8 +24,12 @@ from campaign_cli.store.models import Campaign
 CAMPAIGNS = Campaign.__table__
 
 
-def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, bool]:
-    """Make sure the file's campaign exists and is started; returns (campaign id, whether there is sending to do)."""
+def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, control.Started]:
+    """Make sure the file's campaign exists and is started; returns its id and status.
+
+    `in_progress` means there is sending to do; `completed` that there is none (a rerun);
+    `scheduled` that the definition's `scheduled_for` lies in the future.
+    """
     definitions = load_definitions(path, "campaigns")
     if len(definitions) != 1:
         raise InvalidInput(f"{path}: `send` takes a file with exactly one campaign, found {len(definitions)}")
@@ -33,17 +37,16 @@ def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, bool
     if not spec.get("id"):
         spec = {**spec, "id": "send-" + hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]}
     campaign_id = spec["id"]
-    status = None
+    row = None
     if isinstance(campaign_id, str):  # any other id is not stored: creating reports it with the other problems
         with reading(engine) as conn:
-            status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.id == campaign_id))
-    if status is None:
+            row = conn.execute(select(CAMPAIGNS.c.status, CAMPAIGNS.c.scheduled_for)
+                               .where(CAMPAIGNS.c.id == campaign_id)).first()
+    if row is None:
         create_campaigns(engine, [(where, spec)])
-        status = lifecycle.DRAFT
-    if status == lifecycle.COMPLETED:
-        return campaign_id, False
-    if status == lifecycle.DRAFT:
-        control.start(engine, settings, campaign_id)
-    elif status == lifecycle.STOPPED:
-        raise Conflict(f"campaign {campaign_id!r} is stopped; `campaign resume {campaign_id}` continues it")
-    return campaign_id, True
+        return campaign_id, control.start(engine, settings, campaign_id)
+    if row.status == lifecycle.DRAFT:
+        return campaign_id, control.start(engine, settings, campaign_id)
+    if row.status == lifecycle.STOPPED:
+        raise Conflict(f"campaign {campaign_id!r} is stopped; 'campaign resume {campaign_id}' continues it")
+    return campaign_id, control.Started(row.status, row.scheduled_for)

@@ -1,4 +1,4 @@
-"""Event sinks: drain the outbox to the webhook and the push gateway over HTTP (SPEC §5).
+"""Event sinks: drain the outbox to the webhook and the push gateway over HTTP.
 
 The sender loop writes every body to POST into `outbox` in the same transaction as its events.
 An `OutboxDrainer` sends them from its own threads, so a slow or dead endpoint never slows or

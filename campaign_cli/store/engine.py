@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from campaign_cli.errors import CampaignError, InvalidInput
+from campaign_cli.errors import CampaignError, InvalidInput, NoDatabase
 from campaign_cli.store import schema
 
 BUSY_TIMEOUT_MS = 10_000
@@ -27,13 +27,17 @@ class DatabaseBusy(CampaignError):
     exit_code = 1
 
 
-def open_engine(db_url: str, check_schema: bool = True) -> Engine:
-    """Open (and on first use create) the database at `db_url`, refusing it when its schema revision
-    is not this campaign's (`check_schema=False` leaves that to `campaign db`)."""
+def open_engine(db_url: str, check_schema: bool = True, create: bool = True) -> Engine:
+    """Open the database at `db_url`, refusing it when its schema revision is not this campaign's
+    (`check_schema=False` leaves that to `campaign db`).
+
+    With `create` (imports, create, send, run), a database that does not exist yet is created;
+    without it, a missing database is exit 4 (`no database at PATH`) and nothing is created.
+    """
     url = _parse_url(db_url)
     try:
         if url.get_backend_name() == "sqlite":
-            _check_sqlite_path(url.database)
+            _check_sqlite_path(url.database, create)
             engine = create_engine(url, json_serializer=json_text,
                                    connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
             _install_sqlite_pragmas(engine)
@@ -47,7 +51,7 @@ def open_engine(db_url: str, check_schema: bool = True) -> Engine:
         raise InvalidInput(f"--db: the driver for {url.drivername} is not installed ({exc.name})") from None
     if check_schema:
         with translate_db_errors(db_url):
-            _ensure_schema(engine, db_url)
+            _ensure_schema(engine, db_url, create)
     return engine
 
 
@@ -84,12 +88,14 @@ def _parse_url(db_url: str) -> Any:
         raise InvalidInput(f"--db: not a path or SQLAlchemy URL: {db_url}") from None
 
 
-def _check_sqlite_path(database: str | None) -> None:
+def _check_sqlite_path(database: str | None, create: bool) -> None:
     if not database or database == ":memory:":
         return
     path = Path(database)
     if not path.parent.is_dir():
         raise InvalidInput(f"--db: folder does not exist: {path.parent}")
+    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
+        raise NoDatabase(f"no database at {path}")
     if path.is_dir():
         raise InvalidInput(f"--db: is a folder, not a database file: {path}")
     if path.exists() and path.stat().st_size > 0:
@@ -120,16 +126,26 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _ensure_schema(engine: Engine, db_url: str) -> None:
-    """Create an empty database at the latest revision; refuse one at another revision."""
+def _ensure_schema(engine: Engine, db_url: str, create: bool) -> None:
+    """Create an empty database at the latest revision (with `create`); refuse one at another revision."""
     with engine.connect() as conn:
         revision = schema.stored_revision(conn, shown_url(db_url))
+    if revision is None and not create:
+        engine.dispose()
+        raise NoDatabase(f"no database at {_where(engine)}")
     if revision is None:
         with writing(engine) as conn:
             if schema.stored_revision(conn, shown_url(db_url)) is None:  # not created by another process meanwhile
                 schema.create(conn)
         return
     schema.check(revision, shown_url(db_url))
+
+
+def _where(engine: Engine) -> str:
+    """The database a user named: the file of an SQLite URL, else the URL without its password."""
+    if engine.url.get_backend_name() == "sqlite":
+        return engine.url.database or ":memory:"
+    return engine.url.render_as_string(hide_password=True)
 
 
 @contextmanager

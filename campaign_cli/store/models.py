@@ -1,6 +1,6 @@
 """SQLModel table models. Hot paths use their `__table__` with SQLAlchemy Core bulk statements.
 
-Big tables have integer keys (`pk`); the string ids of SPEC §1 are unique columns beside them.
+Big tables have integer keys (`pk`); the string ids users see are unique columns beside them.
 Times are stored in UTC (see `UTCDateTime`).
 """
 
