@@ -104,7 +104,9 @@ def test_three_senders_killed_at_random_moments_send_each_target_exactly_once(pg
     assert types[0] == "campaign.started" and types[-1] == "campaign.completed"
     assert Counter(types) == {"campaign.started": 1, "channel.created": TARGETS, "message.new": TARGETS,
                               "campaign.completed": 1}
-    assert SENDERS <= len(data["senders"]) <= len(started)  # a sender killed while starting never registered
+    # Not every process registers: one killed while starting never did, and one restarted just as the
+    # others completed the campaign finds nothing to send. Those that worked are all listed.
+    assert 1 <= len(data["senders"]) <= len(started)
     assert sum(s["targets"] for s in data["senders"]) == TARGETS
     assert not any(s["live"] for s in data["senders"])
 
