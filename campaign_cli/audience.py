@@ -11,11 +11,9 @@ from sqlalchemy import Select, select
 
 from campaign_cli.channels import CHANNEL_FILTER, CHANNELS, MEMBERS
 from campaign_cli.filters import compile_filter
-from campaign_cli.store.models import Segment, SegmentTarget
+from campaign_cli.store.models import SEGMENTS, SEGMENT_TARGETS
 from campaign_cli.users import USER_FILTER, USERS
 
-SEGMENTS = Segment.__table__
-SEGMENT_TARGETS = SegmentTarget.__table__
 
 
 def is_manual(segment: Any) -> bool:

@@ -21,17 +21,11 @@ from campaign_cli.segments import segment_object
 from campaign_cli.sending.claims import with_claim_stats
 from campaign_cli.store.bulk import chunked
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Campaign, ChannelMember, Message, Segment, User
+from campaign_cli.store.models import CAMPAIGNS, CHANNEL_MEMBERS as MEMBERS, MESSAGES, SEGMENTS, USERS
 from campaign_cli.target_users import DEFAULT_USERS_LIMIT, target_users_page
-from campaign_cli.templates import check_templates
 from campaign_cli.timeutil import now, parse_time, to_json
 from campaign_cli.users import user_response
 
-CAMPAIGNS = Campaign.__table__
-SEGMENTS = Segment.__table__
-USERS = User.__table__
-MESSAGES = Message.__table__
-MEMBERS = ChannelMember.__table__
 
 MAX_ID = 255
 MAX_SEGMENTS = 25
@@ -190,6 +184,8 @@ def validate_spec(conn: Connection | None, spec: dict, where: str, known_segment
     _check_channel_template(spec, kinds, problems)
     _check_times(spec, problems)
     if isinstance(spec.get("message_template"), dict):
+        from campaign_cli.templates import check_templates  # Jinja only for the commands that check definitions
+
         possible = kinds if certain else kinds | {"user"}
         problems.extend(check_templates(spec["message_template"], spec.get("channel_template"), possible))
     return [f"{where}: {p}" for p in problems]

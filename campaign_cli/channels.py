@@ -16,13 +16,10 @@ from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import chunked, upsert
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Channel, ChannelMember, User
+from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS
 from campaign_cli.timeutil import now, parse_time, to_json
 from campaign_cli.users import check_id
 
-CHANNELS = Channel.__table__
-MEMBERS = ChannelMember.__table__
-USERS = User.__table__
 IMPORT_BATCH = 2000
 STANDARD_FIELDS = ("cid", "type", "id", "team", "created_by_id", "members", "member_count",
                    "created_at", "updated_at", "last_message_at")

@@ -9,12 +9,9 @@ from sqlalchemy import Engine, select
 from campaign_cli.errors import NotFound
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.sending.events import event_json
-from campaign_cli.store.models import Campaign, Event, Message
+from campaign_cli.store.models import CAMPAIGNS, EVENTS, MESSAGES
 from campaign_cli.timeutil import to_json
 
-MESSAGES = Message.__table__
-EVENTS = Event.__table__
-CAMPAIGNS = Campaign.__table__
 
 
 def message_json(row: Any) -> dict[str, Any]:

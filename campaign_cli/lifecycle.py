@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from campaign_cli.errors import Conflict, NotFound
-from campaign_cli.store.models import Campaign
+from campaign_cli.store.models import CAMPAIGNS
 from campaign_cli.timeutil import now
 
-CAMPAIGNS = Campaign.__table__
 
 DRAFT, SCHEDULED, IN_PROGRESS, STOPPED, COMPLETED = "draft", "scheduled", "in_progress", "stopped", "completed"
 STATUSES = (DRAFT, SCHEDULED, IN_PROGRESS, STOPPED, COMPLETED)

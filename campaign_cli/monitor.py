@@ -15,10 +15,9 @@ from campaign_cli import lifecycle
 from campaign_cli.campaigns import campaign_document, get_campaign_row, live_campaign_row
 from campaign_cli.sending.claims import senders_json
 from campaign_cli.store.engine import reading
-from campaign_cli.store.models import Message
+from campaign_cli.store.models import MESSAGES
 from campaign_cli.timeutil import now
 
-MESSAGES = Message.__table__
 RATE_WINDOW = timedelta(minutes=1)
 ENDED = (lifecycle.COMPLETED, lifecycle.STOPPED)
 

@@ -21,10 +21,9 @@ from sqlalchemy import Engine, func, select
 from campaign_cli.campaigns import campaign_json, live_campaign_row, users_read
 from campaign_cli.errors import CampaignError
 from campaign_cli.store.engine import reading
-from campaign_cli.store.models import Message
+from campaign_cli.store.models import MESSAGES
 from campaign_cli.timeutil import to_json
 
-MESSAGES = Message.__table__
 MAX_POINTS = 2_000  # a longer series is summed into wider time buckets
 BATCH_COLOUR, TOTAL_COLOUR = "#3b6fd4", "#d4553b"
 

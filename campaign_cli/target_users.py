@@ -14,10 +14,9 @@ from sqlalchemy import Connection, Select, exists, select, union
 from campaign_cli.audience import SEGMENTS, segment_targets_select
 from campaign_cli.paging import Page, check_limit, keyset_page
 from campaign_cli.store.bulk import json_array_table
-from campaign_cli.store.models import CampaignTarget
+from campaign_cli.store.models import CAMPAIGN_TARGETS as TARGETS
 from campaign_cli.users import USERS, user_response
 
-TARGETS = CampaignTarget.__table__
 DEFAULT_USERS_LIMIT = 25
 MAX_USERS_LIMIT = 1000
 

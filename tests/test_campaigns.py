@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from campaign_cli.records import RecordSource
 from campaign_cli.store.engine import open_engine, writing
-from campaign_cli.store.models import Segment
+from campaign_cli.store.models import SEGMENTS
 from campaign_cli.timeutil import to_local
 from campaign_cli.users import import_users
 
@@ -31,7 +31,7 @@ def add_segments(engine: Engine, segments: list[tuple[str, str]], deleted: bool 
     """Insert (id, type) segments directly: the segment commands are another module's."""
     stamp = datetime.now(timezone.utc)
     with writing(engine) as conn:
-        conn.execute(Segment.__table__.insert(), [
+        conn.execute(SEGMENTS.insert(), [
             {"id": segment_id, "type": kind, "name": "", "description": "", "filter": None, "all_users": False,
              "all_sender_channels": False, "size": 0, "created_at": stamp, "updated_at": stamp,
              "deleted_at": stamp if deleted else None}

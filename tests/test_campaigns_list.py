@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from campaign_cli.store.engine import open_engine, writing
-from campaign_cli.store.models import Segment, User
+from campaign_cli.store.models import SEGMENTS, USERS
 
 # id, name, segment_ids, status, created_at (minutes past 10:00)
 CAMPAIGNS = [
@@ -26,9 +26,9 @@ def listed(cli):
     stamp = datetime.now(timezone.utc)
     engine = open_engine(cli.url)
     with writing(engine) as conn:
-        conn.execute(User.__table__.insert(), [{"id": "acme", "teams": [], "devices": [], "custom": {},
+        conn.execute(USERS.insert(), [{"id": "acme", "teams": [], "devices": [], "custom": {},
                                                 "created_at": stamp, "updated_at": stamp}])
-        conn.execute(Segment.__table__.insert(), [
+        conn.execute(SEGMENTS.insert(), [
             {"id": segment_id, "type": kind, "created_at": stamp, "updated_at": stamp}
             for segment_id, kind in (("beta", "user"), ("vip", "user"), ("ops", "channel"))])
     engine.dispose()

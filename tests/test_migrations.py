@@ -14,10 +14,9 @@ from alembic.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
-from sqlmodel import SQLModel
 
 from campaign_cli.store import schema
-from campaign_cli.store.models import SCHEMA_REVISION
+from campaign_cli.store.models import SCHEMA_REVISION, with_postgresql_options
 from conftest import Cli
 from send_helpers import get, messages
 
@@ -42,7 +41,8 @@ def differences(url: str) -> list[Any]:
     """What Alembic's autogenerate would put in a new revision: where the database and the models differ."""
     engine = create_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                 with_postgresql_options())
     engine.dispose()
     return diff
 

@@ -18,10 +18,9 @@ from campaign_cli.errors import InvalidInput
 from campaign_cli.sending.sinks import OutboxDrainer, outbox_stats, parse_retry_after
 from campaign_cli.settings import Settings, SinkSettings
 from campaign_cli.store.engine import open_engine, reading, writing
-from campaign_cli.store.models import Outbox
+from campaign_cli.store.models import OUTBOX
 from campaign_cli.timeutil import now
 
-OUTBOX = Outbox.__table__
 SECRET = "s3cret"
 QUICK = {"backoff_base": 0.01, "backoff_cap": 0.05}
 

@@ -13,24 +13,30 @@ import typer
 
 from campaign_cli.cli.app import LAZY_COMMANDS, CampaignGroup, app
 
-HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "jinja2", "httpx", "rich", "yaml")
+HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "jinja2", "httpx", "rich", "yaml", "alembic", "psycopg")
+# What a quick read of an SQLite database needs none of: the ORM, the PostgreSQL dialect (and the
+# asyncio it pulls in), templates, HTTP, YAML, migrations, or pydantic.
+NOT_FOR_A_READ = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "pydantic", "jinja2", "httpx", "yaml",
+                  "alembic", "psycopg", "rich.progress")
 PROBE = """
 import sys
 sys.argv = ["campaign", *{argv!r}]
 from campaign_cli.cli.app import main
 code = main()
-heavy = sorted({{name.split(".")[0] for name in sys.modules}} & set({heavy!r}))
+heavy = sorted({{name for name in sys.modules if name in {heavy!r} or name.split(".")[0] in {heavy!r}}}
+               & set({heavy!r}))
 print("HEAVY:" + ",".join(heavy))
 """
 
 
-def imported_after(*argv: str) -> tuple[list[str], str]:
-    """The heavy top-level packages a fresh interpreter holds after running `campaign ARGV…`, and its output."""
-    probe = PROBE.format(argv=list(argv), heavy=HEAVY)
+def imported_after(*argv: str, heavy: tuple[str, ...] = HEAVY) -> tuple[list[str], str]:
+    """Which of the `heavy` modules a fresh interpreter holds after running `campaign ARGV…`, and its output
+    (stdout, then stderr)."""
+    probe = PROBE.format(argv=list(argv), heavy=heavy)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     last = done.stdout.splitlines()[-1]
     assert last.startswith("HEAVY:")
-    return [name for name in last.removeprefix("HEAVY:").split(",") if name], done.stdout
+    return [name for name in last.removeprefix("HEAVY:").split(",") if name], done.stdout + done.stderr
 
 
 def test_help_imports_nothing_heavy():
@@ -67,3 +73,17 @@ def test_every_command_of_the_modules_is_listed():
     assert names == list(LAZY_COMMANDS)
     for name in names:
         assert group.get_command(ctx, name).name == name
+
+
+@pytest.mark.sqlite_only
+def test_quick_reads_import_only_what_they_use(cli):
+    """Shell loops call these on big databases: bench/bench_startup.py times them, this guards their imports."""
+    cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "ann"}, {"id": "bob"}])))
+    cli.ok("segment", "create", "--type", "user", "--id", "beta")
+    cli.ok("segment", "add-targets", "beta", "ann")
+    reads = {("users", "list", "--limit", "1"): "ann", ("segment", "target-exists", "beta", "ann"): "is a target",
+             ("segment", "list"): "beta", ("list",): "HEAVY:"}
+    for argv, shown in reads.items():
+        heavy, out = imported_after("--db", str(cli.db), *argv, heavy=NOT_FOR_A_READ)
+        assert heavy == [], f"campaign {' '.join(argv)} imported {heavy}"
+        assert shown in out

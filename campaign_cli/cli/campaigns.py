@@ -14,14 +14,13 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from campaign_cli import campaigns as service
-from campaign_cli import delivery, lifecycle, monitor, validation
+from campaign_cli import delivery, lifecycle, monitor
 from campaign_cli.cli import complete
 from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, emit_json, plural, say,
                                      say_cursors, stdout, table)
 from campaign_cli.errors import CampaignStopped, InvalidInput, InvalidInputs, NoDatabase, UsageError
 from campaign_cli.filters import parse_filter_text
-from campaign_cli.sending.sinks import outbox_stats
 from campaign_cli.settings import DEFAULT_DB, db_url_from
 from campaign_cli.target_users import DEFAULT_USERS_LIMIT, MAX_USERS_LIMIT
 from campaign_cli.timeutil import parse_time, to_local
@@ -140,6 +139,8 @@ def print_status(engine: Engine, campaign_id: str, as_json: bool, document: dict
     if as_json:
         emit_json(document)
         return
+    from campaign_cli.sending.sinks import outbox_stats  # not at the top: it brings the HTTP client
+
     with engine.connect() as conn:
         deliveries = outbox_stats(conn, campaign_id)
     stdout.print(status_view(document, deliveries))
@@ -275,6 +276,8 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check campaign and segment definitions, templates and references; write nothing (exit 0 or 3)."""
+    from campaign_cli import validation
+
     engine, unchecked = (None, "--offline") if offline else _database_to_check(ctx)
     report = validation.validate_files(engine, files)
     if as_json:

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 from campaign_cli.timeutil import parse_time, to_local
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from campaign_cli.paging import Page
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -97,6 +98,8 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
     if not stderr.is_terminal or total <= 0:
         yield lambda done: None
         return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                   TimeRemainingColumn(), console=stderr, transient=True) as progress:
         task = progress.add_task(description, total=total)
@@ -108,6 +111,8 @@ def count_progress_columns() -> list[Any]:
 
     The campaign id is printed on its own line when sending begins, so no column has to cut it.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     return [BarColumn(bar_width=20), MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=15)),
             TaskProgressColumn(), TextColumn("{task.fields[rate]}", table_column=Column(ratio=1, no_wrap=True)),
             TimeRemainingColumn()]

@@ -41,7 +41,9 @@ from campaign_cli.sending.batch import FAILED, SENDING, SENT, SKIPPED
 from campaign_cli.settings import MatrixSettings
 from campaign_cli.store.bulk import in_values
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Campaign, CampaignTarget, ChannelMember, Message, User
+from campaign_cli.store.models import (
+    CAMPAIGNS, CAMPAIGN_TARGETS as TARGETS, CHANNEL_MEMBERS as MEMBERS, MESSAGES, USERS,
+)
 
 if TYPE_CHECKING:
     from campaign_cli.sending.batch import CampaignRun, Delivery
@@ -49,11 +51,6 @@ if TYPE_CHECKING:
 BACKEND = "matrix"
 # The key under which a message's content carries the campaign id, the message id and the custom fields.
 CONTENT_KEY = "org.campaign_cli.campaign"
-CAMPAIGNS = Campaign.__table__
-TARGETS = CampaignTarget.__table__
-USERS = User.__table__
-MESSAGES = Message.__table__
-MEMBERS = ChannelMember.__table__
 T = TypeVar("T")
 
 

@@ -10,10 +10,9 @@ from sqlalchemy import Engine, select, update
 
 from campaign_cli.store.bulk import in_values, insert_ignore
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import RemoteRoom
+from campaign_cli.store.models import REMOTE_ROOMS as ROOMS
 from campaign_cli.timeutil import now
 
-ROOMS = RemoteRoom.__table__
 
 
 def known_rooms(engine: Engine, backend: str, owner: str, keys: list[str] | None = None) -> dict[str, str | None]:

@@ -23,18 +23,13 @@ from campaign_cli.limits import RenderLimits
 from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
 from campaign_cli.store.bulk import RawInsert, db_value, in_values, insert_ignore
 from campaign_cli.store.engine import json_text
-from campaign_cli.store.models import Campaign, CampaignTarget, Event, Message, PushNotification
-from campaign_cli.store.models import Outbox as OutboxRow
+from campaign_cli.store.models import (
+    CAMPAIGNS, CAMPAIGN_TARGETS as TARGETS, EVENTS, MESSAGES, PUSH_NOTIFICATIONS as PUSHES, OUTBOX,
+)
 from campaign_cli.templates import CampaignTemplates
 from campaign_cli.timeutil import to_json
 from campaign_cli.users import USERS, user_json
 
-CAMPAIGNS = Campaign.__table__
-TARGETS = CampaignTarget.__table__
-MESSAGES = Message.__table__
-EVENTS = Event.__table__
-PUSHES = PushNotification.__table__
-OUTBOX = OutboxRow.__table__
 # A literal 0, not a parameter, so that SQLite can match the partial index ix_users_with_devices.
 HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")
 DEFAULT_CHANNEL_TYPE = "messaging"

@@ -19,12 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from campaign_cli.store.bulk import insert_ignore, insert_statement
-from campaign_cli.store.models import Campaign, CampaignClaim, CampaignSender
+from campaign_cli.store.models import CAMPAIGNS, CAMPAIGN_CLAIMS as CLAIMS, CAMPAIGN_SENDERS as SENDERS
 from campaign_cli.timeutil import now, to_json
 
-CAMPAIGNS = Campaign.__table__
-CLAIMS = CampaignClaim.__table__
-SENDERS = CampaignSender.__table__
 # Statuses whose stats may still be spread over claims not yet added to the campaign row.
 UNFOLDED_STATUSES = frozenset({"in_progress", "stopped"})
 

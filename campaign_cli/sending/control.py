@@ -20,18 +20,13 @@ from campaign_cli.sending.events import CAMPAIGN_STARTED, CAMPAIGN_STOPPED, Outb
 from campaign_cli.sending.freeze import freeze_targets
 from campaign_cli.settings import Settings
 from campaign_cli.store.engine import writing
-from campaign_cli.store.models import Campaign, Event, Message
-from campaign_cli.store.models import Outbox as OutboxRow
+from campaign_cli.store.models import CAMPAIGNS, EVENTS, MESSAGES, OUTBOX
 from campaign_cli.timeutil import now, to_json
 from campaign_cli.users import USERS
 
-CAMPAIGNS = Campaign.__table__
 # Freezing sorts the whole audience: let SQLite spill that sort to a temporary file beyond a
 # small cache instead of holding it in memory, so memory does not grow with the audience.
 FREEZE_PRAGMAS = {"temp_store": 1, "cache_size": -8_192}
-EVENTS = Event.__table__
-MESSAGES = Message.__table__
-OUTBOX = OutboxRow.__table__
 
 
 def check_times(at: datetime | None, stop_at: datetime | None, current: datetime) -> None:

@@ -14,9 +14,8 @@ from sqlalchemy import Connection, Select, func, insert, literal, select, union_
 from campaign_cli.audience import SEGMENTS, segment_targets_select
 from campaign_cli.errors import InvalidInput
 from campaign_cli.store.bulk import json_array_table
-from campaign_cli.store.models import CampaignTarget
+from campaign_cli.store.models import CAMPAIGN_TARGETS as TARGETS
 
-TARGETS = CampaignTarget.__table__
 
 
 def audience_select(conn: Connection, campaign: Any) -> Select:

@@ -39,11 +39,10 @@ from campaign_cli.sending.events import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, Ou
 from campaign_cli.sending.sinks import OutboxDrainer
 from campaign_cli.settings import Settings
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Campaign
+from campaign_cli.store.models import CAMPAIGNS
 from campaign_cli.store.statistics import Statistics
 from campaign_cli.timeutil import now
 
-CAMPAIGNS = Campaign.__table__
 
 COMPLETED, STOPPED, INTERRUPTED, BUSY = "completed", "stopped", "interrupted", "busy"
 # A remote batch holds this many targets per request the backend may have in flight.

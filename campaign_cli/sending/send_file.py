@@ -19,9 +19,8 @@ from campaign_cli.errors import Conflict, InvalidInput
 from campaign_cli.sending import control
 from campaign_cli.settings import Settings
 from campaign_cli.store.engine import reading
-from campaign_cli.store.models import Campaign
+from campaign_cli.store.models import CAMPAIGNS
 
-CAMPAIGNS = Campaign.__table__
 
 
 def send_file(engine: Engine, settings: Settings, path: Path) -> tuple[str, control.Started]:

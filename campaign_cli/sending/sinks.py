@@ -32,10 +32,9 @@ from campaign_cli.errors import InvalidInput
 from campaign_cli.settings import Settings, SinkSettings
 from campaign_cli.store.bulk import chunked
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import Outbox, UTCDateTime
+from campaign_cli.store.models import OUTBOX, UTCDateTime
 from campaign_cli.timeutil import now
 
-OUTBOX = Outbox.__table__
 WEBHOOK, PUSH = "webhook", "push"
 SINKS = (WEBHOOK, PUSH)
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
@@ -72,9 +73,14 @@ def json_text(value: Any) -> str:
     """How JSON columns are written: compact, and with non-ASCII text as is rather than \\u escapes.
 
     SQLite's JSON paths match object keys as written, so a custom field named `ключ` is only
-    found by a filter when the key is stored unescaped.
+    found by a filter when the key is stored unescaped. orjson writes the same text ten times
+    faster than the standard library, which a million-user import does three times per user; the
+    standard library takes what orjson refuses (an integer beyond 64 bits).
     """
-    return _JSON_ENCODER.encode(value)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return _JSON_ENCODER.encode(value)
 
 
 # Built once: json.dumps with options builds a new encoder on every call.

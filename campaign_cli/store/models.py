@@ -1,7 +1,7 @@
-"""SQLModel table models. Hot paths use their `__table__` with SQLAlchemy Core bulk statements.
+"""The tables, as SQLAlchemy Core `Table`s: every statement is Core, so no ORM is loaded.
 
 Big tables have integer keys (`pk`); the string ids users see are unique columns beside them.
-Times are stored in UTC (see `UTCDateTime`).
+Times are stored in UTC (see `UTCDateTime`). Python-side column defaults fill what Core inserts leave out.
 """
 
 from __future__ import annotations
@@ -9,14 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, TypeDecorator, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, PrimaryKeyConstraint,
+                        String, Table, TypeDecorator, text)
 
-# The Alembic revision of these models (migrations/versions/): a model change comes with a new
+# The Alembic revision of these tables (migrations/versions/): a table change comes with a new
 # revision chained on this one, and moves this to it.
 SCHEMA_REVISION = "0003"
 # What `meta.schema_version` holds: the release before migrations knows only 1 and refuses more.
 SCHEMA_VERSION = 2
+
+METADATA = MetaData()
+# Users who have devices: a partial index tells the sender cheaply whether any push record can exist at all.
+_HAS_DEVICES = "json_array_length(devices) > 0"
 
 
 class UTCDateTime(TypeDecorator):
@@ -34,279 +38,292 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
-def _time(nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+def _pk() -> Column:
+    return Column("pk", Integer, primary_key=True)
 
 
-def _json(default: Any) -> Any:
-    # The Column default matters for Core inserts, which do not see the model's default_factory.
-    return Field(default_factory=default, sa_column=Column(JSON, nullable=False, default=lambda: default()))
+def _id(name: str = "id", length: int = 255) -> Column:
+    """The string id users see: unique beside the integer key."""
+    return Column(name, String(length), nullable=False, unique=True)
 
 
-def _json_nullable() -> Any:
-    return Field(default=None, sa_column=Column(JSON, nullable=True))
+def _text(name: str, default: str | None = None, nullable: bool = False) -> Column:
+    return Column(name, String, nullable=nullable, default=default)
 
 
-class Meta(SQLModel, table=True):
-    """Key/value facts about the database itself, such as `schema_version`."""
-
-    __tablename__ = "meta"
-    key: str = Field(primary_key=True)
-    value: str
+def _optional_text(name: str) -> Column:
+    return Column(name, String, nullable=True)
 
 
-class User(SQLModel, table=True):
-    """A chat user; keys other than the standard fields live in `custom`."""
-
-    __tablename__ = "users"
-    # Users who have devices: tells the sender cheaply whether any push record can exist at all.
-    __table_args__ = (Index("ix_users_with_devices", "id", sqlite_where=text("json_array_length(devices) > 0"),
-                            postgresql_where=text("json_array_length(devices) > 0")),)
-    pk: int | None = Field(default=None, primary_key=True)
-    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
-    name: str | None = None
-    role: str = "user"
-    teams: list = _json(list)
-    language: str | None = None
-    created_at: datetime | None = _time(nullable=False)
-    updated_at: datetime | None = _time(nullable=False)
-    last_active: datetime | None = _time()
-    banned: bool = False
-    devices: list = _json(list)
-    custom: dict = _json(dict)
+def _int(name: str, default: int | None = 0) -> Column:
+    return Column(name, Integer, nullable=False, default=default)
 
 
-class Channel(SQLModel, table=True):
-    """A chat channel, addressed by `cid` = `type:id`."""
-
-    __tablename__ = "channels"
-    pk: int | None = Field(default=None, primary_key=True)
-    cid: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
-    type: str
-    id: str
-    team: str | None = None
-    created_by_id: str | None = None
-    member_count: int = 0
-    created_at: datetime | None = _time(nullable=False)
-    updated_at: datetime | None = _time(nullable=False)
-    last_message_at: datetime | None = _time()
-    custom: dict = _json(dict)
+def _flag(name: str) -> Column:
+    return Column(name, Boolean, nullable=False, default=False)
 
 
-class ChannelMember(SQLModel, table=True):
-    """A user's membership of a channel; `last_read_at` is the read marker."""
-
-    __tablename__ = "channel_members"
-    __table_args__ = (Index("ix_channel_members_user", "user_id"), {"sqlite_with_rowid": False})
-    channel_pk: int = Field(
-        sa_column=Column(ForeignKey("channels.pk", ondelete="CASCADE"), primary_key=True)
-    )
-    user_id: str = Field(
-        sa_column=Column(String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    )
-    channel_role: str = "channel_member"
-    hidden: bool = False
-    archived: bool = False
-    created_at: datetime | None = _time(nullable=False)
-    last_read_at: datetime | None = _time()
-    custom: dict | None = _json_nullable()
+def _time(name: str, nullable: bool = True) -> Column:
+    return Column(name, UTCDateTime(), nullable=nullable)
 
 
-class Message(SQLModel, table=True):
-    """A message in a channel. Campaign messages carry `campaign_id` (also in `custom`)."""
+def _json(name: str, default: type[list] | type[dict] | None) -> Column:
+    """A JSON column; with `default` (list or dict) it is never null and Core inserts get an empty one."""
+    if default is None:
+        return Column(name, JSON, nullable=True)
+    return Column(name, JSON, nullable=False, default=default)
 
-    __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_campaign", "campaign_id", "pk"),)
-    pk: int | None = Field(default=None, primary_key=True)
-    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
-    cid: str
-    channel_pk: int = Field(sa_column=Column(ForeignKey("channels.pk", ondelete="CASCADE"), nullable=False))
-    user_id: str
-    text: str
-    type: str = "regular"
-    attachments: list = _json(list)
-    custom: dict = _json(dict)
-    campaign_id: str | None = None
-    created_at: datetime | None = _time(nullable=False)
+
+def _owned_by(name: str, parent: str) -> Column:
+    """A key column referring to `parent`'s pk, its rows going with the parent."""
+    return Column(name, ForeignKey(f"{parent}.pk", ondelete="CASCADE"), primary_key=True)
+
+
+META = Table(
+    "meta", METADATA,
+    Column("key", String, primary_key=True),
+    _text("value"),
+)
+"""Key/value facts about the database itself, such as `schema_version`."""
+
+USERS = Table(
+    "users", METADATA,
+    _pk(), _id(),
+    _optional_text("name"),
+    _text("role", "user"),
+    _json("teams", list),
+    _optional_text("language"),
+    _time("created_at", nullable=False),
+    _time("updated_at", nullable=False),
+    _time("last_active"),
+    _flag("banned"),
+    _json("devices", list),
+    _json("custom", dict),  # keys other than the standard fields
+    Index("ix_users_with_devices", "id", sqlite_where=text(_HAS_DEVICES)),  # see with_postgresql_options
+)
+"""Chat users."""
+
+
+def with_postgresql_options() -> MetaData:
+    """METADATA with the options only PostgreSQL reads (the partial index's condition), for creating
+    and comparing a schema. They are not declared with the tables because naming one loads SQLAlchemy's
+    PostgreSQL dialect, and asyncio with it, which would slow down the start of every command."""
+    (index,) = (index for index in USERS.indexes if index.name == "ix_users_with_devices")
+    index.dialect_options["postgresql"]["where"] = text(_HAS_DEVICES)
+    return METADATA
+
+CHANNELS = Table(
+    "channels", METADATA,
+    _pk(), _id("cid", 512),  # cid = type:id
+    _text("type"),
+    _text("id"),
+    _optional_text("team"),
+    _optional_text("created_by_id"),
+    _int("member_count"),
+    _time("created_at", nullable=False),
+    _time("updated_at", nullable=False),
+    _time("last_message_at"),
+    _json("custom", dict),
+)
+"""Chat channels, addressed by `cid` = `type:id`."""
+
+CHANNEL_MEMBERS = Table(
+    "channel_members", METADATA,
+    _owned_by("channel_pk", "channels"),
+    Column("user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    _text("channel_role", "channel_member"),
+    _flag("hidden"),
+    _flag("archived"),
+    _time("created_at", nullable=False),
+    _time("last_read_at"),  # the read marker
+    _json("custom", None),
+    Index("ix_channel_members_user", "user_id"),
+    sqlite_with_rowid=False,
+)
+"""Users' memberships of channels."""
+
+MESSAGES = Table(
+    "messages", METADATA,
+    _pk(), _id(),
+    _text("cid"),
+    Column("channel_pk", ForeignKey("channels.pk", ondelete="CASCADE"), nullable=False),
+    _text("user_id"),
+    _text("text"),
+    _text("type", "regular"),
+    _json("attachments", list),
+    _json("custom", dict),
+    _optional_text("campaign_id"),  # campaign messages carry it (also in `custom`)
+    _time("created_at", nullable=False),
     # Where a remote backend delivered it (null for the built-in chat store).
-    delivery_backend: str | None = None
-    remote_room_id: str | None = None
-    remote_event_id: str | None = None
+    _optional_text("delivery_backend"),
+    _optional_text("remote_room_id"),
+    _optional_text("remote_event_id"),
+    Index("ix_messages_campaign", "campaign_id", "pk"),
+)
+"""Messages in channels."""
 
+REMOTE_ROOMS = Table(
+    "remote_rooms", METADATA,
+    _pk(),
+    _text("backend"),
+    _text("owner"),  # the account that creates and owns the room, e.g. @acme:example.org
+    _text("key"),  # what the room is for: dm:@bob:example.org, alias:#launch:example.org
+    _optional_text("room_id"),
+    _time("created_at", nullable=False),
+    Index("ux_remote_rooms_key", "backend", "owner", "key", unique=True),
+)
+"""Rooms on a remote chat server, recorded before they are created and completed after.
 
-class RemoteRoom(SQLModel, table=True):
-    """A room on a remote chat server, recorded before it is created and completed after.
+A row whose `room_id` is still null is an intent whose outcome is unknown (the sender died
+around the creation call): the backend looks for the room on the server before creating another.
+"""
 
-    A row whose `room_id` is still null is an intent whose outcome is unknown (the sender died
-    around the creation call): the backend looks for the room on the server before creating another.
-    """
+EVENTS = Table(
+    "events", METADATA,
+    _pk(),  # the order events happened in
+    _text("type"),
+    _optional_text("campaign_id"),
+    _optional_text("cid"),
+    _optional_text("message_id"),
+    _optional_text("user_id"),
+    _time("created_at", nullable=False),
+    _json("payload", dict),
+    Index("ix_events_campaign", "campaign_id", "pk"),
+)
+"""Events a chat backend would emit, stored in order."""
 
-    __tablename__ = "remote_rooms"
-    __table_args__ = (Index("ux_remote_rooms_key", "backend", "owner", "key", unique=True),)
-    pk: int | None = Field(default=None, primary_key=True)
-    backend: str
-    owner: str  # the account that creates and owns the room, e.g. @acme:example.org
-    key: str  # what the room is for: dm:@bob:example.org, alias:#launch:example.org
-    room_id: str | None = None
-    created_at: datetime | None = _time(nullable=False)
+PUSH_NOTIFICATIONS = Table(
+    "push_notifications", METADATA,
+    _pk(),
+    _optional_text("campaign_id"),
+    _text("message_id"),
+    _text("user_id"),
+    _text("device_id"),
+    _optional_text("push_provider"),
+    _time("created_at", nullable=False),
+    Index("ix_push_campaign", "campaign_id", "pk"),
+)
+"""Push notifications, one per device of a member who got a `message.new`."""
 
+OUTBOX = Table(
+    "outbox", METADATA,
+    _pk(),
+    _text("sink"),  # webhook | push
+    _text("event_type"),
+    _optional_text("campaign_id"),
+    _text("body"),
+    _text("status", "pending"),  # pending | delivered | failed
+    _int("attempts"),
+    _time("next_attempt_at", nullable=False),
+    _optional_text("last_error"),
+    _time("created_at", nullable=False),
+    Index("ix_outbox_due", "sink", "status", "next_attempt_at"),
+    Index("ix_outbox_campaign", "campaign_id", "sink", "status"),
+)
+"""Bodies waiting to be POSTed to a sink; drained by the event sinks."""
 
-class Event(SQLModel, table=True):
-    """An event a chat backend would emit, stored in order (`pk`)."""
+SEGMENTS = Table(
+    "segments", METADATA,
+    _pk(), _id(),
+    _text("type"),
+    _text("name", ""),
+    _text("description", ""),
+    _json("filter", None),
+    _flag("all_users"),
+    _flag("all_sender_channels"),
+    _int("size"),
+    _time("created_at", nullable=False),
+    _time("updated_at", nullable=False),
+    _time("deleted_at"),
+)
+"""Who a campaign goes to: a filter, all users, the sender's channels, or targets added by hand."""
 
-    __tablename__ = "events"
-    __table_args__ = (Index("ix_events_campaign", "campaign_id", "pk"),)
-    pk: int | None = Field(default=None, primary_key=True)
-    type: str
-    campaign_id: str | None = None
-    cid: str | None = None
-    message_id: str | None = None
-    user_id: str | None = None
-    created_at: datetime | None = _time(nullable=False)
-    payload: dict = _json(dict)
-
-
-class PushNotification(SQLModel, table=True):
-    """A push notification for one device of a member who got a `message.new`."""
-
-    __tablename__ = "push_notifications"
-    __table_args__ = (Index("ix_push_campaign", "campaign_id", "pk"),)
-    pk: int | None = Field(default=None, primary_key=True)
-    campaign_id: str | None = None
-    message_id: str
-    user_id: str
-    device_id: str
-    push_provider: str | None = None
-    created_at: datetime | None = _time(nullable=False)
-
-
-class Outbox(SQLModel, table=True):
-    """A body waiting to be POSTed to a sink (`webhook` or `push`); drained by the event sinks."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "sink", "status", "next_attempt_at"),
-                      Index("ix_outbox_campaign", "campaign_id", "sink", "status"))
-    pk: int | None = Field(default=None, primary_key=True)
-    sink: str
-    event_type: str
-    campaign_id: str | None = None
-    body: str
-    status: str = "pending"  # pending | delivered | failed
-    attempts: int = 0
-    next_attempt_at: datetime | None = _time(nullable=False)
-    last_error: str | None = None
-    created_at: datetime | None = _time(nullable=False)
-
-
-class Segment(SQLModel, table=True):
-    """Who a campaign goes to: a filter, all users, the sender's channels, or targets added by hand."""
-
-    __tablename__ = "segments"
-    pk: int | None = Field(default=None, primary_key=True)
-    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
-    type: str
-    name: str = ""
-    description: str = ""
-    filter: dict | None = _json_nullable()
-    all_users: bool = False
-    all_sender_channels: bool = False
-    size: int = 0
-    created_at: datetime | None = _time(nullable=False)
-    updated_at: datetime | None = _time(nullable=False)
-    deleted_at: datetime | None = _time()
-
-
-class SegmentTarget(SQLModel, table=True):
-    """A target added by hand to a segment: a user id or a channel cid."""
-
-    __tablename__ = "segment_targets"
-    __table_args__ = {"sqlite_with_rowid": False}
-    segment_pk: int = Field(sa_column=Column(ForeignKey("segments.pk", ondelete="CASCADE"), primary_key=True))
-    target_id: str = Field(sa_column=Column(String(512), primary_key=True))
+SEGMENT_TARGETS = Table(
+    "segment_targets", METADATA,
+    _owned_by("segment_pk", "segments"),
+    Column("target_id", String(512), primary_key=True),  # a user id or a channel cid
     # Nullable only for the rows of older databases, which the upgrade stamps with its own time.
-    created_at: datetime | None = _time()
+    _time("created_at"),
+    sqlite_with_rowid=False,
+)
+"""Targets added by hand to segments."""
 
-
-class Campaign(SQLModel, table=True):
-    """What to send, from whom, to whom and when; with its status, stats and sender lease."""
-
-    __tablename__ = "campaigns"
-    pk: int | None = Field(default=None, primary_key=True)
-    id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
-    name: str = ""
-    description: str = ""
-    segment_ids: list = _json(list)
-    user_ids: list = _json(list)
-    sender_id: str
-    sender_mode: str | None = None
-    sender_visibility: str | None = None
-    message_template: dict = _json(dict)
-    create_channels: bool = False
-    channel_template: dict | None = _json_nullable()
-    show_channels: bool = False
-    skip_push: bool = False
-    skip_webhook: bool = False
-    scheduled_for: datetime | None = _time()
-    stop_at: datetime | None = _time()
-    status: str = Field(default="draft", index=True)
-    created_at: datetime | None = _time(nullable=False)
-    updated_at: datetime | None = _time(nullable=False)
-    stats_started_at: datetime | None = _time()
-    stats_completed_at: datetime | None = _time()
-    stats_targets: int = 0
-    stats_done: int = 0
-    stats_messages_sent: int = 0
-    stats_channels_created: int = 0
-    stats_users_sent: int = 0
-    stats_skipped: dict = _json(dict)
-    stats_failed: int = 0
-    stats_failed_reasons: dict = _json(dict)
+CAMPAIGNS = Table(
+    "campaigns", METADATA,
+    _pk(), _id(),
+    _text("name", ""),
+    _text("description", ""),
+    _json("segment_ids", list),
+    _json("user_ids", list),
+    _text("sender_id"),
+    _optional_text("sender_mode"),
+    _optional_text("sender_visibility"),
+    _json("message_template", dict),
+    _flag("create_channels"),
+    _json("channel_template", None),
+    _flag("show_channels"),
+    _flag("skip_push"),
+    _flag("skip_webhook"),
+    _time("scheduled_for"),
+    _time("stop_at"),
+    Column("status", String, nullable=False, default="draft", index=True),
+    _time("created_at", nullable=False),
+    _time("updated_at", nullable=False),
+    _time("stats_started_at"),
+    _time("stats_completed_at"),
+    _int("stats_targets"),
+    _int("stats_done"),
+    _int("stats_messages_sent"),
+    _int("stats_channels_created"),
+    _int("stats_users_sent"),
+    _json("stats_skipped", dict),
+    _int("stats_failed"),
+    _json("stats_failed_reasons", dict),
     # The remote device a remote backend sends from: transaction ids are only deduplicated per device.
-    delivery_device: str | None = None
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = _time()
+    _optional_text("delivery_device"),
+    _optional_text("lease_owner"),
+    _time("lease_expires_at"),
+)
+"""What to send, from whom, to whom and when; with status, stats and sender lease."""
 
+CAMPAIGN_TARGETS = Table(
+    "campaign_targets", METADATA,
+    _owned_by("campaign_pk", "campaigns"),
+    Column("seq", Integer, primary_key=True),  # target id order
+    Column("target_id", String(512), nullable=False),
+    _text("kind"),  # user | channel
+    _text("state", "pending"),  # pending | sending (handed to a remote backend) | sent | skipped | failed
+    _optional_text("reason"),
+    sqlite_with_rowid=False,
+)
+"""The frozen targets of campaigns, numbered in target id order (`seq`), with their state."""
 
-class CampaignTarget(SQLModel, table=True):
-    """One frozen target of a campaign, numbered in target id order (`seq`), with its state."""
+CAMPAIGN_CLAIMS = Table(
+    "campaign_claims", METADATA,
+    _owned_by("campaign_pk", "campaigns"),
+    Column("lo", Integer, primary_key=True),
+    _int("hi", None),
+    Column("owner", String(255), nullable=False),
+    _time("lease_expires_at", nullable=False),
+    _time("done_at"),
+    _int("messages"),
+    _int("channels_created"),
+    _int("users_sent"),
+    _int("failed"),
+    _json("skipped", dict),
+    _json("failed_reasons", dict),
+    _flag("folded"),
+)
+"""Ranges of a campaign's targets (seq `lo`..`hi`) claimed by one sender, with their lease and, once
+written, their stats. Stats live here rather than on the campaign row, so that concurrent senders never
+update one hot row; they are added to the campaign's (`folded`) when it completes."""
 
-    __tablename__ = "campaign_targets"
-    __table_args__ = {"sqlite_with_rowid": False}
-    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
-    seq: int = Field(primary_key=True)
-    target_id: str = Field(sa_column=Column(String(512), nullable=False))
-    kind: str  # user | channel
-    state: str = "pending"  # pending | sending (handed to a remote backend) | sent | skipped | failed
-    reason: str | None = None
-
-
-class CampaignClaim(SQLModel, table=True):
-    """A range of a campaign's targets (seq `lo`..`hi`) claimed by one sender, with its lease and, once
-    written, its stats. Stats live here rather than on the campaign row, so that concurrent senders never
-    update one hot row; they are added to the campaign's (`folded`) when it completes."""
-
-    __tablename__ = "campaign_claims"
-    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
-    lo: int = Field(primary_key=True)
-    hi: int
-    owner: str = Field(sa_column=Column(String(255), nullable=False))
-    lease_expires_at: datetime | None = _time(nullable=False)
-    done_at: datetime | None = _time()
-    messages: int = 0
-    channels_created: int = 0
-    users_sent: int = 0
-    failed: int = 0
-    skipped: dict = _json(dict)
-    failed_reasons: dict = _json(dict)
-    folded: bool = False
-
-
-class CampaignSender(SQLModel, table=True):
-    """A sender process that worked on a campaign: when it was last seen, and until when it is live."""
-
-    __tablename__ = "campaign_senders"
-    campaign_pk: int = Field(sa_column=Column(ForeignKey("campaigns.pk", ondelete="CASCADE"), primary_key=True))
-    owner: str = Field(sa_column=Column(String(255), primary_key=True))
-    started_at: datetime | None = _time(nullable=False)
-    last_seen: datetime | None = _time(nullable=False)
-    lease_expires_at: datetime | None = _time()
+CAMPAIGN_SENDERS = Table(
+    "campaign_senders", METADATA,
+    _owned_by("campaign_pk", "campaigns"),
+    Column("owner", String(255), primary_key=True),
+    _time("started_at", nullable=False),
+    _time("last_seen", nullable=False),
+    _time("lease_expires_at"),
+)
+"""Sender processes that worked on campaigns: when each was last seen, and until when it is live."""

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, select
-from sqlmodel import SQLModel
 
 from campaign_cli.errors import InvalidInput
-from campaign_cli.store.models import SCHEMA_REVISION, SCHEMA_VERSION, Meta
+from campaign_cli.store.models import META, SCHEMA_REVISION, SCHEMA_VERSION, with_postgresql_options
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The release before migrations recorded only `meta.schema_version` = 1: its schema is revision 0001.
@@ -49,9 +48,9 @@ def stored_revision(conn: Connection, db_url: str) -> str | None:
     dialect = conn.dialect
     if dialect.has_table(conn, ALEMBIC_VERSION.name):
         return conn.scalar(select(ALEMBIC_VERSION.c.version_num))
-    if not dialect.has_table(conn, Meta.__tablename__):
+    if not dialect.has_table(conn, META.name):
         return None
-    version = conn.scalar(select(Meta.value).where(Meta.key == "schema_version"))
+    version = conn.scalar(select(META.c.value).where(META.c.key == "schema_version"))
     if version is None:
         return None
     if not str(version).isdigit():
@@ -61,14 +60,14 @@ def stored_revision(conn: Connection, db_url: str) -> str | None:
 
 
 def create(conn: Connection) -> None:
-    """Give an empty database the latest schema (the models' tables) and record its revision.
+    """Give an empty database the latest schema (the tables of models.py) and record its revision.
 
     The same as running every migration from scratch; tests/test_migrations.py checks that they agree.
     """
-    SQLModel.metadata.create_all(conn)
+    with_postgresql_options().create_all(conn)
     ALEMBIC_VERSION.create(conn)
     conn.execute(ALEMBIC_VERSION.insert().values(version_num=SCHEMA_REVISION))
-    conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+    conn.execute(META.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
 
 def check(revision: str, db_url: str) -> None:

@@ -7,24 +7,20 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, create_engine
-from sqlmodel import SQLModel
-from sqlmodel.sql.sqltypes import AutoString
 
-from campaign_cli.store.models import UTCDateTime
+from campaign_cli.store.models import UTCDateTime, with_postgresql_options
 
 
 def render_item(kind: str, item: Any, _autogen_context: Any) -> str | bool:
     """Revisions spell types in plain SQLAlchemy, so that they do not change when the models' code does."""
     if kind == "type" and isinstance(item, UTCDateTime):
         return "sa.DateTime()"
-    if kind == "type" and isinstance(item, AutoString):
-        return "sa.String()"
     return False
 
 
 def run(connection: Connection) -> None:
     # Batch operations let ALTERs that SQLite lacks (drop or change a column) run as a table copy.
-    context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True,
+    context.configure(connection=connection, target_metadata=with_postgresql_options(), render_as_batch=True,
                       compare_type=True, render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
