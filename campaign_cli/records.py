@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from campaign_cli.errors import InvalidInput
 from campaign_cli.files import open_file
 from campaign_cli.limits import MAX_DEPTH, MAX_RECORD, STRICT_JSON, check_value, strict_failure
@@ -26,6 +28,7 @@ from campaign_cli.limits import MAX_DEPTH, MAX_RECORD, STRICT_JSON, check_value,
 FORMATS = ("jsonl", "json", "csv")
 CHUNK = 1 << 20
 BOM = "\ufeff"
+BOM_BYTES = BOM.encode()
 
 
 class RecordSource:
@@ -86,45 +89,81 @@ def _decode_error(name: str, line: int) -> InvalidInput:
     return InvalidInput(f"{name}:{line}: not valid UTF-8")
 
 
-def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
-    """The lines of a byte stream, decoded one by one so that bad UTF-8 names its line.
+def _raw_lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, bytes]]:
+    """The numbered lines of a byte stream, without the byte order mark of the first.
 
     A line longer than MAX_RECORD is refused rather than read whole into memory.
     """
     for line_no, line in enumerate(iter(partial(raw.readline, MAX_RECORD + 1), b""), 1):
         if len(line) > MAX_RECORD:
             raise InvalidInput(f"{name}:{line_no}: a record larger than {MAX_RECORD >> 20} MB")
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _decode_error(name, line_no) from None
-        yield line_no, text.removeprefix(BOM) if line_no == 1 else text
+        yield line_no, line.removeprefix(BOM_BYTES) if line_no == 1 else line
 
 
-def _checked(record: Any, text: str, where: str) -> Any:
-    """`record`, parsed from `text` by STRICT_JSON (which checked its numbers), when it is within the limits.
+def _lines(raw: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """The lines of a byte stream, decoded one by one so that bad UTF-8 names its line."""
+    for line_no, line in _raw_lines(raw, name):
+        yield line_no, _text(line, name, line_no)
 
-    Only a `\\u` escape can put a NUL or a lone surrogate into strict JSON, and nesting needs
-    brackets: records without either skip the walk, which keeps it off a large import's hot path.
+
+def _text(line: bytes, name: str, line_no: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _decode_error(name, line_no) from None
+
+
+def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
+    """The records of a JSONL stream; blank lines are skipped.
+
+    orjson reads a line in a third of the time of the standard parser. The lines it would read
+    differently (integers of 19 digits or more: it takes up to 2**64 and turns larger ones into
+    floats) or refuses go to the standard parser with STRICT_JSON, whose errors name the problem.
     """
-    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    for line_no, line in _raw_lines(raw, name):
+        if _LONG_NUMBER not in line.translate(_DIGITS_AS_ZEROS):
+            try:
+                yield line_no, _checked(loads(line), line, f"{name}:{line_no}")
+                continue
+            except decode_error:
+                pass
+        record = _careful_record(_text(line, name, line_no), f"{name}:{line_no}")
+        if record is not _BLANK:
+            yield line_no, record
+
+
+# 19 digits in a row (in a number or a string: either way the standard parser decides); found by a
+# translation and a substring search, ten times faster than a regular expression.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_NUMBER = b"0" * 19
+_BLANK = object()
+
+
+def _checked(record: Any, text: bytes | str, where: str) -> Any:
+    """`record`, parsed from `text` (whose numbers were checked), when it is within the limits.
+
+    Only a `\\u` escape can put a NUL or a lone surrogate into JSON, and nesting needs brackets:
+    records without either skip the walk, which keeps it off a large import's hot path.
+    """
+    escape, opening, brace = ("\\u", "[", "{") if isinstance(text, str) else (b"\\u", b"[", b"{")
+    if escape in text or text.count(opening) + text.count(brace) > MAX_DEPTH:
         check_value(record, where)
     return record
 
 
-def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
-    loads = STRICT_JSON.decode
-    for line_no, line in _lines(raw, name):
-        try:
-            record = loads(line)
-        except json.JSONDecodeError as exc:
-            if not line.strip():
-                continue
-            column = min(exc.pos, len(line.rstrip("\r\n"))) + 1  # not past the end of the line
-            raise InvalidInput(f"{name}:{line_no}: bad JSON: {exc.msg} at column {column}") from None
-        except (ValueError, RecursionError) as exc:
-            raise strict_failure(exc, line, len(line) - len(line.lstrip()), f"{name}:{line_no}") from None
-        yield line_no, _checked(record, line, f"{name}:{line_no}")
+def _careful_record(line: str, where: str) -> Any:
+    """One line read by the standard parser with STRICT_JSON: exact errors; `_BLANK` for a blank line."""
+    try:
+        record = STRICT_JSON.decode(line)
+    except json.JSONDecodeError as exc:
+        if not line.strip():
+            return _BLANK
+        column = min(exc.pos, len(line.rstrip("\r\n"))) + 1  # not past the end of the line
+        raise InvalidInput(f"{where}: bad JSON: {exc.msg} at column {column}") from None
+    except (ValueError, RecursionError) as exc:
+        raise strict_failure(exc, line, len(line) - len(line.lstrip()), where) from None
+    return _checked(record, line, where)
 
 
 def _json_array(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:

@@ -413,10 +413,9 @@ def test_a_garbled_schema_version_is_one_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("frobnicate",), "campaign: No such command 'frobnicate'."),
     (("segment", "get"), "campaign segment get: Missing argument 'ID'."),
-    (("users", "list", "--limit", "ten"), "campaign users list: Invalid value for '--limit': "
-                                          "Input should be a valid integer, unable to parse string as an integer"),
+    (("users", "list", "--limit", "ten"), "campaign users list: Invalid value for '--limit': 'ten' is not a valid int."),
     (("users", "list", "--bogus"), "campaign users list: No such option: --bogus"),
-    (("start", "c1", "--batch-size", "0"), "campaign start: Invalid value for '--batch-size': Input should be greater than or equal to 1"),
+    (("start", "c1", "--batch-size", "0"), "campaign start: Invalid value for '--batch-size': 0 is not in the range 1<=x<=100000."),
 ])
 def test_usage_errors_are_one_line_and_exit_2(world, args, message):
     refused(world, args, 2, message)

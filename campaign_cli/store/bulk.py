@@ -103,7 +103,7 @@ class RawInsert:
         if not rows:
             return 0
         if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
-            copied = self._copy(conn, rows)
+            copied = self.copy(conn, rows)
             if copied is not None:
                 return copied
         return self._insert(conn, rows)
@@ -114,7 +114,7 @@ class RawInsert:
             self._prepared[name] = Prepared(conn, self._statement(conn), self.columns)
         return self._prepared[name].execute(conn, rows).rowcount
 
-    def _copy(self, conn: Connection, rows: list[tuple]) -> int | None:
+    def copy(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> int | None:
         """PostgreSQL's COPY: several times cheaper per row than even pipelined INSERTs, on both sides.
 
         COPY knows no ON CONFLICT: with `ignore_conflicts` it runs in a savepoint, and a clash
