@@ -313,6 +313,8 @@ class Sender:
         with writing(self.engine, SENDER_PRAGMAS) as conn:
             if not claims.hold(conn, claim, self.owner):
                 return  # the lease went to another sender, who writes this claim
+            if not _still_sending(conn, claim.campaign_pk) and not self.backend.remote:
+                return  # stopped meanwhile: nothing was delivered, so `campaign resume` sends this batch
             outbox = Outbox(self.settings, run.campaign.id, run.campaign.skip_webhook, run.campaign.skip_push, at)
             result = write_batch(conn, run, deliveries, at, outbox)
             claims.mark_done(conn, claim, _claim_stats(result), at)
@@ -368,3 +370,12 @@ def delivering_events(engine: Engine, settings: Settings, grace: float = 5.0) ->
         yield
     finally:
         drainer.stop(grace)
+
+
+def _still_sending(conn: Connection, campaign_pk: int) -> bool:
+    """Whether the campaign is still in progress, read in the batch's write transaction under a shared
+    lock (PostgreSQL; SQLite has one writer at a time). A stop takes that row exclusively, so it waits
+    for the batches being written and its `campaign.stopped` stats count them; a batch written after
+    it sees the stop. Several senders' batches share the lock: they do not wait for one another."""
+    status = conn.scalar(select(CAMPAIGNS.c.status).where(CAMPAIGNS.c.pk == campaign_pk).with_for_update(read=True))
+    return status == lifecycle.IN_PROGRESS
