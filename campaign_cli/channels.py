@@ -14,9 +14,9 @@ from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter, member_exists
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
-from campaign_cli.store.bulk import chunked, upsert
-from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS
+from campaign_cli.store.bulk import CopyUpsert, RawInsert, chunked, converter, in_values, upsert
+from campaign_cli.store.engine import json_text, reading, writing
+from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS, UTCDateTime
 from campaign_cli.timeutil import now, parse_time, to_json
 from campaign_cli.users import check_id
 
@@ -187,7 +187,7 @@ def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], st
     result.duplicates += len(batch) - len(latest)
     stored = conn.execute(
         select(CHANNELS.c.cid, CHANNELS.c.pk, CHANNELS.c.created_at, CHANNELS.c.updated_at)
-        .where(CHANNELS.c.cid.in_(list(latest)))
+        .where(in_values(CHANNELS.c.cid, latest))
     ).all()
     for cid, _pk, created_at, updated_at in stored:
         if updated_at == stamp:
@@ -200,16 +200,34 @@ def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], st
     for row, _ in latest.values():
         row["created_at"] = row["created_at"] or stamp
     joined = _member_since(conn, [pk for _, pk, _, _ in stored])
-    upsert(conn, CHANNELS, [row for row, _ in latest.values()], keys=["cid"])
-    pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(CHANNELS.c.cid.in_(list(latest)))).all())
-    conn.execute(delete(MEMBERS).where(MEMBERS.c.channel_pk.in_(list(pks.values()))))
+    _upsert_channels(conn, [row for row, _ in latest.values()])
+    pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(in_values(CHANNELS.c.cid, latest))).all())
+    conn.execute(delete(MEMBERS).where(in_values(MEMBERS.c.channel_pk, pks.values())))
+    to_time = converter(conn, MEMBERS.c.created_at)
     member_rows = [
-        {**m, "channel_pk": pks[cid], "created_at": joined.get((pks[cid], m["user_id"]), stamp)}
+        (pks[cid], m["user_id"], m["channel_role"], m["hidden"], m["archived"],
+         to_time(joined.get((pks[cid], m["user_id"]), stamp)), to_time(m["last_read_at"]))
         for cid, (row, members) in latest.items() for m in members
     ]
-    if member_rows:
-        conn.execute(MEMBERS.insert(), member_rows)
+    _INSERT_MEMBERS.execute(conn, member_rows)
     result.members += len(member_rows)
+
+
+# On PostgreSQL both go in with COPY, its bulk path (see store/bulk.py).
+_CHANNEL_COLUMNS = [column.name for column in CHANNELS.c if column.name != "pk"]
+_INSERT_MEMBERS = RawInsert(MEMBERS, ["channel_pk", "user_id", "channel_role", "hidden", "archived", "created_at",
+                                      "last_read_at"])
+
+
+def _upsert_channels(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "postgresql":
+        upsert(conn, CHANNELS, rows, keys=["cid"])
+        return
+    to_time, json_columns = converter(conn, CHANNELS.c.created_at), {"custom"}
+    times = {column.name for column in CHANNELS.c if isinstance(column.type, UTCDateTime)}
+    values = [[json_text(row[name]) if name in json_columns else to_time(row[name]) if name in times else row[name]
+               for name in _CHANNEL_COLUMNS] for row in rows]
+    CopyUpsert(conn, CHANNELS, _CHANNEL_COLUMNS, keys=["cid"]).execute(conn, values)
 
 
 def _member_since(conn: Connection, channel_pks: list[int]) -> dict[tuple[int, str], datetime]:
@@ -217,7 +235,7 @@ def _member_since(conn: Connection, channel_pks: list[int]) -> dict[tuple[int, s
     if not channel_pks:
         return {}
     rows = conn.execute(
-        select(MEMBERS.c.channel_pk, MEMBERS.c.user_id, MEMBERS.c.created_at).where(MEMBERS.c.channel_pk.in_(channel_pks))
+        select(MEMBERS.c.channel_pk, MEMBERS.c.user_id, MEMBERS.c.created_at).where(in_values(MEMBERS.c.channel_pk, channel_pks))
     ).all()
     return {(pk, user_id): created_at for pk, user_id, created_at in rows}
 
@@ -227,7 +245,7 @@ def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]
     wanted |= {row["created_by_id"] for _, row, _ in batch if row["created_by_id"]}
     known = set()
     for chunk in chunked(wanted, 10_000):
-        known.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk))))
+        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk))))
     for where, row, members in batch:
         for member in members:
             if member["user_id"] not in known:

@@ -318,11 +318,12 @@ class Sender:
             outbox = Outbox(self.settings, run.campaign.id, run.campaign.skip_webhook, run.campaign.skip_push, at)
             result = write_batch(conn, run, deliveries, at, outbox)
             claims.mark_done(conn, claim, _claim_stats(result), at)
-            progress = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.pk == claim.campaign_pk)).one()
-            progress, = claims.with_claim_stats(conn, [progress])
+            total, done, messages, failed = claims.progress_totals(conn, claim.campaign_pk)
         self.statistics.grew(result.channels_created + result.messages)
-        self._left = progress.stats_targets - progress.stats_done
-        self._report(progress)
+        self._left = total - done
+        # Every target done is sent (one message), skipped or failed.
+        self.on_progress(Progress(campaign_id=run.campaign.id, done=done, total=total, messages=messages,
+                                  skipped=done - messages - failed, failed=failed))
 
     def _mark_sending(self, claim: Claim) -> bool:
         """Record the intent to deliver the claimed targets (a remote backend); False when the claim was lost."""
