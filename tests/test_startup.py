@@ -13,7 +13,7 @@ import typer
 
 from campaign_cli.cli.app import LAZY_COMMANDS, CampaignGroup, app
 
-HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "jinja2", "httpx", "rich", "yaml", "alembic", "psycopg")
+HEAVY = ("sqlalchemy", "pydantic", "jinja2", "httpx", "rich", "yaml", "alembic", "psycopg")
 # What a quick read of an SQLite database needs none of: the ORM, the PostgreSQL dialect (and the
 # asyncio it pulls in), templates, HTTP, YAML, migrations, or pydantic.
 NOT_FOR_A_READ = ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "pydantic", "jinja2", "httpx", "yaml",

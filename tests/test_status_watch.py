@@ -135,8 +135,8 @@ def test_status_of_an_unknown_campaign_exits_4(cli):
 
 def test_progress_rate_counts_this_run_only():
     runs = RunProgress(None)
-    runs.begin("c1", messages_before=9_000)
-    runs.update(BatchProgress("c1", done=9_500, total=10_000, messages=9_500, skipped=0, failed=0))
+    runs.begin("c1")  # the campaign holds 9,000 messages from an earlier run, and another sender adds 300
+    runs.update(BatchProgress("c1", done=9_800, total=10_000, messages=9_800, skipped=0, failed=0, sent_here=500))
     run = runs.runs["c1"]
     run.began -= 2.0  # this run has been sending for two seconds
     runs.end("c1")
@@ -192,7 +192,7 @@ def test_progress_bar_fits_80_columns_without_cutting_the_total():
     console = Console(file=out, width=80, force_terminal=True, color_system=None)
     with Progress(*count_progress_columns(), console=console, auto_refresh=False) as bar:
         runs = RunProgress(bar)
-        runs.begin("a-campaign-with-a-rather-long-identifier-2026-12", 0)
+        runs.begin("a-campaign-with-a-rather-long-identifier-2026-12")
         runs.update(BatchProgress("a-campaign-with-a-rather-long-identifier-2026-12", done=999_999, total=1_000_000,
                                   messages=990_000, skipped=8_888, failed=1_111))
         bar.refresh()

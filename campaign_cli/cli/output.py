@@ -123,7 +123,6 @@ class _RunCount:
     """One campaign in this run: messages before it began and when it began."""
 
     task: Any
-    baseline: int
     began: float
     messages: int = 0
     seen: bool = False
@@ -131,27 +130,28 @@ class _RunCount:
 
 
 class RunProgress:
-    """This run's progress per campaign: its own messages over its own time (a resumed run does not
-    count what earlier runs sent), shown in `bar` when there is one, and summed up when sending ends."""
+    """This run's progress per campaign: the campaign's done/total, and this process's own messages over
+    its own time (neither what earlier runs sent nor what other senders send beside it), shown in `bar`
+    when there is one, and summed up when sending ends."""
 
     def __init__(self, bar: Progress | None):
         self.bar = bar
         self.runs: dict[str, _RunCount] = {}
 
-    def begin(self, campaign_id: str, messages_before: int) -> None:
-        """The sender starts on `campaign_id`, which already holds `messages_before` messages."""
+    def begin(self, campaign_id: str) -> None:
+        """The sender starts on `campaign_id`."""
         task = None
         if self.bar is not None:
             self.bar.console.print(f"sending {campaign_id}", highlight=False, markup=False)
             task = self.bar.add_task(campaign_id, total=None, rate="")
-        self.runs[campaign_id] = _RunCount(task, messages_before, time.monotonic())
+        self.runs[campaign_id] = _RunCount(task, time.monotonic())
 
     def update(self, p: Any) -> None:
         """A batch was written (a `sending.loop.Progress`)."""
         run = self.runs.get(p.campaign_id)
         if run is None:
             return
-        run.messages, run.seen = p.messages - run.baseline, True
+        run.messages, run.seen = p.sent_here, True
         if self.bar is not None:
             rate = f"{self.rate(run):,.0f} msg/s" + (f" · {p.skipped:,} skip" if p.skipped else "") + \
                    (f" · {p.failed:,} fail" if p.failed else "")

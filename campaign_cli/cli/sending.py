@@ -267,7 +267,7 @@ def _send_in_foreground(ctx: typer.Context, campaign_ids: list[str], rate: float
         sender = Sender(state.engine, state.settings, rate=rate, batch_size=batch_size, on_progress=bar.update)
         with _interruptible(sender.interrupt), delivering_events(state.engine, state.settings):
             for campaign_id in campaign_ids:
-                bar.begin(campaign_id, _messages_sent(state.engine, campaign_id))
+                bar.begin(campaign_id)
                 outcomes.append((campaign_id, sender.send(campaign_id)))
                 bar.end(campaign_id)
     if stderr.is_terminal:
@@ -300,11 +300,6 @@ def _stopped_line(engine: Any, campaign_id: str) -> list[str]:
         return []
     return [f"campaign {campaign_id} stopped at {row.stats_done:,} of {row.stats_targets:,} targets; "
             f"'campaign resume {campaign_id}' continues"]
-
-
-def _messages_sent(engine: Any, campaign_id: str) -> int:
-    with reading(engine) as conn:
-        return live_campaign_row(conn, campaign_id).stats_messages_sent
 
 
 @contextmanager

@@ -138,10 +138,12 @@ def _json(value: Any) -> Any:
 
 
 def _time_text(value: Any) -> str | None:
-    """A stored time as RFC 3339 UTC: SQLite returns its text form, PostgreSQL a datetime."""
-    if value is None or not isinstance(value, str):
-        return to_json(value)
-    return value.replace(" ", "T") + "Z"
+    """A stored time as RFC 3339 UTC: SQLite returns its text form, PostgreSQL a naive datetime in UTC."""
+    if isinstance(value, str):
+        return value.replace(" ", "T") + "Z"
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.isoformat() + "Z"  # to_json's text, without its time zone arithmetic (hot: 3 per target)
+    return to_json(value)
 
 
 def load_user_vars(conn: Connection, user_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -347,6 +349,10 @@ class _Writer:
 
     def __post_init__(self) -> None:
         self.time = db_value(self.conn, CHANNELS.c.created_at, self.at)
+        if self.conn.dialect.name == "postgresql":
+            # Rows go to the driver (COPY) with times as text: psycopg's datetime dumper took 2 µs a value,
+            # and a target writes about eight.
+            self.time = self.time.isoformat(sep=" ")
         self.empty = json_text({})
         self.attachments = json_text(self.run.campaign.message_template.get("attachments") or [])
 

@@ -68,6 +68,7 @@ class Progress:
     messages: int
     skipped: int
     failed: int
+    sent_here: int = 0  # messages this sender wrote since `send` began (others may share the campaign)
 
 
 class TokenBucket:
@@ -180,6 +181,7 @@ class Sender:
         self.exclusive = not claims.shared_sending(engine)
         self.statistics = Statistics(engine)
         self._left = 0
+        self._sent_here = 0
         self.backend: Backend | None = None
         self._batch_size = self.batch_size
 
@@ -191,6 +193,7 @@ class Sender:
         """Send one in_progress campaign until completed, stopped or interrupted; BUSY if another sender holds it."""
         if self.exclusive and not self._acquire(campaign_id):
             return BUSY
+        self._sent_here = 0
         try:
             with reading(self.engine) as conn:
                 campaign = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).one()
@@ -321,9 +324,10 @@ class Sender:
             total, done, messages, failed = claims.progress_totals(conn, claim.campaign_pk)
         self.statistics.grew(result.channels_created + result.messages)
         self._left = total - done
+        self._sent_here += result.messages
         # Every target done is sent (one message), skipped or failed.
         self.on_progress(Progress(campaign_id=run.campaign.id, done=done, total=total, messages=messages,
-                                  skipped=done - messages - failed, failed=failed))
+                                  skipped=done - messages - failed, failed=failed, sent_here=self._sent_here))
 
     def _mark_sending(self, claim: Claim) -> bool:
         """Record the intent to deliver the claimed targets (a remote backend); False when the claim was lost."""
@@ -348,7 +352,7 @@ class Sender:
     def _report(self, row: Any) -> None:
         self.on_progress(Progress(
             campaign_id=row.id, done=row.stats_done, total=row.stats_targets, messages=row.stats_messages_sent,
-            skipped=sum((row.stats_skipped or {}).values()), failed=row.stats_failed))
+            skipped=sum((row.stats_skipped or {}).values()), failed=row.stats_failed, sent_here=self._sent_here))
 
 
 def _claim_stats(result: BatchResult) -> ClaimStats:
