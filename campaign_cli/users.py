@@ -16,6 +16,7 @@ from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import CopyUpsert, Prepared, RawInsert, chunked, converter, insert_statement
 from campaign_cli.store.engine import json_text, reading, writing
 from campaign_cli.store.models import CHANNELS as _CHANNELS, CHANNEL_MEMBERS as _MEMBERS, USERS
+from campaign_cli.store.statistics import Statistics
 from campaign_cli.timeutil import now, parse_time, to_json
 
 IMPORT_BATCH = 5000
@@ -126,6 +127,7 @@ class _UserImport:
         else:
             self.insert, self.upsert = None, Prepared(conn, _upsert_statement(conn), _COLUMNS)
         self.lookups: dict[int, Prepared] = {}  # by number of ids: a full batch, and the last one of each file
+        self.statistics = Statistics(conn.engine, ("users",))
 
     def row(self, record: Any, file: str, line: int) -> list[Any]:
         """Validate one record (errors name file:line) and turn it into driver values, in `_COLUMNS` order.
@@ -191,6 +193,7 @@ class _UserImport:
             self.upsert.execute(self.conn, list(rows.values()))
         elif stored_ids:
             self.upsert.execute(self.conn, [rows[user_id] for user_id in stored_ids])
+        self.statistics.grew(len(new), self.conn)  # keeps the lookup on the id index as the table grows
 
     def _stored(self, ids: list[str]) -> list[Any]:
         """(id, created_at, updated_at) of the stored users among `ids`, as the driver returns them."""

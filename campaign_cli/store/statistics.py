@@ -1,14 +1,15 @@
-"""Fresh planner statistics while a sender grows the chat tables (PostgreSQL).
+"""Fresh planner statistics while a sender or an import grows tables (PostgreSQL).
 
-On a fresh database PostgreSQL plans the sender's lookups from the statistics of empty tables
-and keeps those plans while the tables grow by millions of rows, so each batch gets slower than
-the last. Autovacuum analyzes too late for that; the sender analyzes the tables it grows each
-time they have doubled since it last did (a sampled ANALYZE of a few tables takes milliseconds).
+On a fresh database PostgreSQL plans lookups from the statistics of empty tables and keeps
+those plans while the tables grow by millions of rows, so each batch gets slower than the last.
+Autovacuum analyzes too late for that (and never inside an import's one transaction); the writer
+analyzes the tables it grows each time they have doubled since it last did (a sampled ANALYZE
+takes milliseconds).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 # The tables a batch grows that the sender's lookups read (by cid, by channel).
 GROWING = ("channels", "channel_members")
@@ -16,25 +17,31 @@ FIRST_ANALYZE = 20_000
 
 
 class Statistics:
-    """Counts the rows a sender wrote and analyzes the growing tables when they have doubled."""
+    """Counts the rows a writer wrote and analyzes the growing `tables` when they have doubled."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, tables: tuple[str, ...] = GROWING):
         self.engine = engine
+        self.tables = tables
         self.enabled = engine.dialect.name == "postgresql"
         self.written = 0
         self.next_analyze = FIRST_ANALYZE
 
-    def grew(self, rows: int) -> None:
-        """Note `rows` more rows written; analyze when due."""
+    def grew(self, rows: int, conn: Connection | None = None) -> None:
+        """Note `rows` more rows written; analyze when due, on `conn` when they are not committed yet
+        (ANALYZE counts the rows of its own transaction)."""
         if not self.enabled:
             return
         self.written += rows
         if self.written >= self.next_analyze:
-            self.analyze()
+            self.analyze(conn)
             self.next_analyze = self.written * 2
 
-    def analyze(self) -> None:
+    def analyze(self, conn: Connection | None = None) -> None:
         """Refresh the planner's statistics of the growing tables."""
-        with self.engine.connect() as conn:
-            conn.execute(text(f"ANALYZE {', '.join(GROWING)}"))
-            conn.commit()
+        statement = text(f"ANALYZE {', '.join(self.tables)}")
+        if conn is not None:
+            conn.execute(statement)
+            return
+        with self.engine.connect() as own:
+            own.execute(statement)
+            own.commit()
