@@ -14,9 +14,9 @@ from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter, member_exists
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
-from campaign_cli.store.bulk import CopyUpsert, RawInsert, chunked, converter, in_values, upsert
-from campaign_cli.store.engine import json_text, reading, writing
-from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS, UTCDateTime
+from campaign_cli.store.bulk import CopyUpsert, RawInsert, chunked, in_values, row_converter, upsert
+from campaign_cli.store.engine import reading, writing
+from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS
 from campaign_cli.timeutil import now, parse_time, to_json
 from campaign_cli.users import check_id
 
@@ -203,7 +203,7 @@ def _write_batch(conn: Connection, batch: list[tuple[str, dict, list[dict]]], st
     _upsert_channels(conn, [row for row, _ in latest.values()])
     pks = dict(conn.execute(select(CHANNELS.c.cid, CHANNELS.c.pk).where(in_values(CHANNELS.c.cid, latest))).all())
     conn.execute(delete(MEMBERS).where(in_values(MEMBERS.c.channel_pk, pks.values())))
-    to_time = converter(conn, MEMBERS.c.created_at)
+    to_time = row_converter(conn, MEMBERS.c.created_at)
     member_rows = [
         (pks[cid], m["user_id"], m["channel_role"], m["hidden"], m["archived"],
          to_time(joined.get((pks[cid], m["user_id"]), stamp)), to_time(m["last_read_at"]))
@@ -223,10 +223,8 @@ def _upsert_channels(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name != "postgresql":
         upsert(conn, CHANNELS, rows, keys=["cid"])
         return
-    to_time, json_columns = converter(conn, CHANNELS.c.created_at), {"custom"}
-    times = {column.name for column in CHANNELS.c if isinstance(column.type, UTCDateTime)}
-    values = [[json_text(row[name]) if name in json_columns else to_time(row[name]) if name in times else row[name]
-               for name in _CHANNEL_COLUMNS] for row in rows]
+    converters = [(name, row_converter(conn, CHANNELS.c[name])) for name in _CHANNEL_COLUMNS]
+    values = [[convert(row[name]) for name, convert in converters] for row in rows]
     CopyUpsert(conn, CHANNELS, _CHANNEL_COLUMNS, keys=["cid"]).execute(conn, values)
 
 

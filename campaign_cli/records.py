@@ -124,10 +124,12 @@ def _jsonl(raw: BinaryIO, name: str) -> Iterator[tuple[int, Any]]:
     for line_no, line in _raw_lines(raw, name):
         if _LONG_NUMBER not in line.translate(_DIGITS_AS_ZEROS):
             try:
-                yield line_no, _checked(loads(line), line, f"{name}:{line_no}")
-                continue
+                record = loads(line)
             except decode_error:
                 pass
+            else:
+                yield line_no, _checked(record, line, f"{name}:{line_no}")
+                continue
         record = _careful_record(_text(line, name, line_no), f"{name}:{line_no}")
         if record is not _BLANK:
             yield line_no, record

@@ -13,7 +13,7 @@ from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
-from campaign_cli.store.bulk import CopyUpsert, Prepared, RawInsert, chunked, converter, insert_statement
+from campaign_cli.store.bulk import CopyUpsert, Prepared, RawInsert, chunked, converter, insert_statement, row_converter
 from campaign_cli.store.engine import json_text, reading, writing
 from campaign_cli.store.models import CHANNELS as _CHANNELS, CHANNEL_MEMBERS as _MEMBERS, USERS
 from campaign_cli.store.statistics import Statistics
@@ -108,16 +108,13 @@ class _UserImport:
     def __init__(self, conn: Connection, stamp: datetime, result: ImportResult):
         self.conn, self.result = conn, result
         postgresql = conn.dialect.name == "postgresql"
-        # COPY takes JSON columns as their text: no driver wrapper to dump it again for each value.
-        self.to_json = json_text if postgresql else converter(conn, USERS.c.custom)
-        self.to_time = converter(conn, USERS.c.created_at)
+        self.to_json, self.to_time = row_converter(conn, USERS.c.custom), row_converter(conn, USERS.c.created_at)
         to_bool = converter(conn, USERS.c.banned)
         self.banned, self.not_banned = to_bool(True), to_bool(False)
-        # updated_at is when this tool last wrote the user: it also tells duplicates within one import.
-        self.stamp = self.to_time(stamp)
-        # COPY takes times as text as well: psycopg's datetime dumper took 2 µs a value, most of a row's COPY.
-        self.to_cell = (lambda value: self.to_time(value).isoformat(sep=" ")) if postgresql else self.to_time
-        self.stamp_cell = self.to_cell(stamp)
+        # updated_at is when this tool last wrote the user: it also tells duplicates within one import,
+        # by comparing it with what the driver returns for a stored user.
+        self.stamp = converter(conn, USERS.c.updated_at)(stamp)
+        self.stamp_cell = self.to_time(stamp)
         self.no_list, self.no_custom = self.to_json([]), self.to_json({})
         # On PostgreSQL rows go in with COPY: an INSERT per row cost most of a million-user import.
         if postgresql:
@@ -159,7 +156,7 @@ class _UserImport:
         ]
 
     def _time(self, value: Any, what: str) -> Any:
-        return self.to_cell(parse_time(value, what))
+        return self.to_time(parse_time(value, what))
 
     def write(self, batch: list[list[Any]]) -> None:
         """Upsert one batch of rows: the last row of an id wins, a stored user keeps its `created_at`."""

@@ -186,6 +186,10 @@ def senders_json(conn: Connection, campaign_id: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- stats
 
 
+# Claims written but whose stats are not yet on the campaign row.
+_WRITTEN_UNFOLDED = and_(CLAIMS.c.done_at.is_not(None), CLAIMS.c.folded.is_(False))
+
+
 def claim_totals(conn: Connection, campaign_pks: list[int]) -> dict[int, dict[str, Any]]:
     """Per campaign, the stats of written claims not yet added to the campaign row."""
     if not campaign_pks:
@@ -193,8 +197,7 @@ def claim_totals(conn: Connection, campaign_pks: list[int]) -> dict[int, dict[st
     totals: dict[int, dict[str, Any]] = {}
     query = (select(CLAIMS.c.campaign_pk, CLAIMS.c.hi - CLAIMS.c.lo + 1, CLAIMS.c.messages, CLAIMS.c.channels_created,
                     CLAIMS.c.users_sent, CLAIMS.c.failed, CLAIMS.c.skipped, CLAIMS.c.failed_reasons)
-             .where(CLAIMS.c.campaign_pk.in_(campaign_pks), CLAIMS.c.done_at.is_not(None),
-                    CLAIMS.c.folded.is_(False)))
+             .where(CLAIMS.c.campaign_pk.in_(campaign_pks), _WRITTEN_UNFOLDED))
     for pk, done, messages, created, users_sent, failed, skipped, failed_reasons in conn.execute(query):
         t = totals.setdefault(pk, {"stats_done": 0, "stats_messages_sent": 0, "stats_channels_created": 0,
                                    "stats_users_sent": 0, "stats_failed": 0, "stats_skipped": Counter(),
@@ -213,10 +216,9 @@ def progress_totals(conn: Connection, campaign_pk: int) -> tuple[int, int, int, 
     """(targets, done, messages, failed) of a campaign so far: its row plus its written claims, summed by
     the database. The sender asks after every batch: reading every claim back into Python instead grew
     with the number of claims, quadratic over a campaign sent in small batches."""
-    unfolded = CLAIMS.c.done_at.is_not(None) & CLAIMS.c.folded.is_(False)
     sums = (select(func.coalesce(func.sum(CLAIMS.c.hi - CLAIMS.c.lo + 1), 0), func.coalesce(func.sum(CLAIMS.c.messages), 0),
                    func.coalesce(func.sum(CLAIMS.c.failed), 0))
-            .where(CLAIMS.c.campaign_pk == campaign_pk, unfolded))
+            .where(CLAIMS.c.campaign_pk == campaign_pk, _WRITTEN_UNFOLDED))
     done, messages, failed = conn.execute(sums).one()
     row = conn.execute(select(CAMPAIGNS.c.stats_targets, CAMPAIGNS.c.stats_done, CAMPAIGNS.c.stats_messages_sent,
                               CAMPAIGNS.c.stats_failed).where(CAMPAIGNS.c.pk == campaign_pk)).one()
@@ -265,6 +267,6 @@ def fold(conn: Connection, campaign_pk: int) -> None:
 def outstanding_targets() -> Any:
     """An expression: per in_progress campaign, targets not yet done (for the monthly quota)."""
     done = (select(func.coalesce(func.sum(CLAIMS.c.hi - CLAIMS.c.lo + 1), 0))
-            .where(CLAIMS.c.campaign_pk == CAMPAIGNS.c.pk, CLAIMS.c.done_at.is_not(None), CLAIMS.c.folded.is_(False))
+            .where(CLAIMS.c.campaign_pk == CAMPAIGNS.c.pk, _WRITTEN_UNFOLDED)
             .scalar_subquery())
     return CAMPAIGNS.c.stats_targets - CAMPAIGNS.c.stats_done - done
