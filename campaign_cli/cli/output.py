@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
 
 from campaign_cli.timeutil import parse_time, to_local
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from campaign_cli.paging import Page
@@ -28,8 +27,22 @@ NextOption = Annotated[str | None, typer.Option("--next", help="Cursor `next` pr
 PrevOption = Annotated[str | None, typer.Option("--prev", help="Cursor `prev` printed by a page: the page before it.")]
 FilterOption = Annotated[str | None, typer.Option("--filter", help="Query filter as JSON.")]
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Console:
+    """`stdout` and `stderr`: the Rich consoles, made (and Rich imported) by the first table or progress bar
+    rather than by every command."""
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    console = Console(stderr=name == "stderr", soft_wrap=True)
+    globals()[name] = console
+    return console
+
+
+def _console(name: str) -> Console:
+    return globals()[name] if name in globals() else __getattr__(name)
 
 
 def emit_json(data: Any) -> None:
@@ -44,19 +57,26 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
 
 
 def say(message: str) -> None:
-    """A message for the human, on stderr."""
-    stderr.print(message, highlight=False, markup=False)
+    """A message for the human, on stderr, as written (the control characters a terminal would act on removed)."""
+    sys.stderr.write(message.translate(_TERMINAL_CONTROLS) + "\n")
+    sys.stderr.flush()
+
+
+# Bell, backspace, vertical tab, form feed, carriage return: what Rich leaves out of printed text.
+_TERMINAL_CONTROLS = dict.fromkeys((7, 8, 11, 12, 13))
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     """Print a Rich table on stdout."""
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     for column in columns:
         # Long ids and cids wrap onto the next line rather than being cut with an ellipsis.
         t.add_column(column, overflow="fold")
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
-    stdout.print(t)
+    _console("stdout").print(t)
 
 
 def print_page(page: Page, key: str, as_json: bool, columns: Sequence[str]) -> None:
@@ -95,13 +115,13 @@ def _cell(value: Any) -> Any:
 @contextmanager
 def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar over bytes on a terminal (nothing otherwise); yields `update(done)`."""
-    if not stderr.is_terminal or total <= 0:
+    if not _console("stderr").is_terminal or total <= 0:
         yield lambda done: None
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TimeRemainingColumn(), console=stderr, transient=True) as progress:
+                  TimeRemainingColumn(), console=_console("stderr"), transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)
 
@@ -112,6 +132,7 @@ def count_progress_columns() -> list[Any]:
     The campaign id is printed on its own line when sending begins, so no column has to cut it.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.table import Column
 
     return [BarColumn(bar_width=20), MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=15)),
             TaskProgressColumn(), TextColumn("{task.fields[rate]}", table_column=Column(ratio=1, no_wrap=True)),
