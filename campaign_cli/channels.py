@@ -16,9 +16,9 @@ from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
 from campaign_cli.store.bulk import CopyUpsert, RawInsert, chunked, in_values, row_converter, upsert
 from campaign_cli.store.engine import reading, writing
-from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS, USERS
+from campaign_cli.store.models import CHANNELS, CHANNEL_MEMBERS as MEMBERS
 from campaign_cli.timeutil import now, parse_time, to_json
-from campaign_cli.users import check_id
+from campaign_cli.users import check_id, lock_users
 
 IMPORT_BATCH = 2000
 STANDARD_FIELDS = ("cid", "type", "id", "team", "created_by_id", "members", "member_count",
@@ -241,9 +241,7 @@ def _member_since(conn: Connection, channel_pks: list[int]) -> dict[tuple[int, s
 def _check_users_exist(conn: Connection, batch: list[tuple[str, dict, list[dict]]]) -> None:
     wanted = {m["user_id"] for _, _, members in batch for m in members}
     wanted |= {row["created_by_id"] for _, row, _ in batch if row["created_by_id"]}
-    known = set()
-    for chunk in chunked(wanted, 10_000):
-        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk))))
+    known = lock_users(conn, wanted)
     for where, row, members in batch:
         for member in members:
             if member["user_id"] not in known:

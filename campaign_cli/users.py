@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,8 @@ from campaign_cli.errors import InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
-from campaign_cli.store.bulk import CopyUpsert, Prepared, RawInsert, chunked, converter, insert_statement, row_converter
+from campaign_cli.store.bulk import (CopyUpsert, Prepared, RawInsert, chunked, converter, in_values, insert_statement,
+                                     row_converter)
 from campaign_cli.store.engine import json_text, reading, writing
 from campaign_cli.store.models import CHANNELS as _CHANNELS, CHANNEL_MEMBERS as _MEMBERS, USERS
 from campaign_cli.store.statistics import Statistics
@@ -296,6 +297,20 @@ def get_user(engine: Engine, user_id: str) -> dict[str, Any]:
     return user_json(row)
 
 
+def lock_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
+    """Which of `user_ids` are users, kept from being deleted until the transaction ends.
+
+    Memberships and messages name users without a foreign key (a trigger per row on PostgreSQL),
+    so a writer checks the users its rows name with this one query. On PostgreSQL it takes the
+    lock a foreign key would (FOR KEY SHARE); an SQLite writer holds the whole database.
+    """
+    known: set[str] = set()
+    for chunk in chunked(list(user_ids), 10_000):
+        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk))
+                                  .with_for_update(read=True, key_share=True)))
+    return known
+
+
 def delete_users(engine: Engine, user_ids: list[str]) -> int:
     """Delete users and their memberships (channel member counts follow); an unknown id is exit 4 and deletes nothing."""
     wanted = list(dict.fromkeys(user_ids))
@@ -308,8 +323,11 @@ def delete_users(engine: Engine, user_ids: list[str]) -> int:
             raise NotFound(f"user {missing[0]!r} not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         channel_pks: set[int] = set()
         for chunk in chunked(wanted, 10_000):
+            # Users first: their rows stay locked until commit, so no sender adds a membership after
+            # the memberships are read (one that was adding one when the delete came is waited for).
+            conn.execute(delete(USERS).where(USERS.c.id.in_(chunk)))
             channel_pks.update(conn.scalars(select(_MEMBERS.c.channel_pk).where(_MEMBERS.c.user_id.in_(chunk))))
-            conn.execute(delete(USERS).where(USERS.c.id.in_(chunk)))  # memberships go by ON DELETE CASCADE
+            conn.execute(delete(_MEMBERS).where(_MEMBERS.c.user_id.in_(chunk)))
         for chunk in chunked(sorted(channel_pks), 10_000):
             member_count = select(func.count()).where(_MEMBERS.c.channel_pk == _CHANNELS.c.pk).scalar_subquery()
             conn.execute(update(_CHANNELS).where(_CHANNELS.c.pk.in_(chunk)).values(member_count=member_count))

@@ -53,8 +53,7 @@ def test_connections_have_foreign_keys_busy_timeout_and_normal_sync(tmp_path):
 def test_foreign_keys_are_enforced(tmp_path):
     engine = open_engine(f"sqlite:///{tmp_path / 'campaign.db'}")
     with reading(engine) as conn, pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed"):
-        conn.execute(text("insert into channel_members (channel_pk, user_id, channel_role, hidden, archived, created_at)"
-                          " values (1, 'ghost', 'member', 0, 0, '2024-01-01 00:00:00')"))
+        conn.execute(text("insert into segment_targets (segment_pk, target_id) values (1, 'ghost')"))
 
 
 @pytest.mark.sqlite_only

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, select
+
+from campaign_cli.store.engine import open_engine, writing
+from campaign_cli.store.models import CHANNEL_MEMBERS, CHANNELS
+from campaign_cli.timeutil import now
+from campaign_cli.users import delete_users, lock_users
 
 
 @pytest.fixture(autouse=True)
 def in_test_folder(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run in the test's folder, so files are named as a user would type them."""
     monkeypatch.chdir(tmp_path)
-
-
 
 
 def fails(run: Any, exit_code: int, message: str) -> None:
@@ -366,6 +372,30 @@ def test_delete_users_and_their_memberships(cli):
     assert table(cli, "select id from users") == [("u2",)]
     assert table(cli, "select user_id from channel_members") == [("u2",)]
     fails(cli("users", "get", "u1"), 4, "user 'u1' not found")
+
+
+def test_a_user_named_by_a_writer_is_deleted_after_it_commits_with_the_membership_it_wrote(cli):
+    """What a foreign key did, without one: a writer that checked a user keeps it until it commits."""
+    cli.write_jsonl("users.jsonl", [{"id": "u1"}, {"id": "u2"}])
+    cli.ok("users", "import", "users.jsonl")
+    cli.write_jsonl("channels.jsonl", [{"type": "team", "id": "a", "members": ["u2"]}])
+    cli.ok("channels", "import", "channels.jsonl")
+    writer, deleter = open_engine(cli.url), open_engine(cli.url)
+    deleting = threading.Thread(target=delete_users, args=(deleter, ["u1"]))
+    with writing(writer) as conn:
+        assert lock_users(conn, ["u1", "ghost"]) == {"u1"}
+        deleting.start()
+        time.sleep(0.5)
+        assert deleting.is_alive(), "the delete did not wait for the writer"
+        pk = conn.scalar(select(CHANNELS.c.pk).where(CHANNELS.c.cid == "team:a"))
+        conn.execute(insert(CHANNEL_MEMBERS).values(channel_pk=pk, user_id="u1", channel_role="channel_member",
+                                                    hidden=False, archived=False, created_at=now()))
+    deleting.join(15)
+    writer.dispose()
+    deleter.dispose()
+    assert not deleting.is_alive()
+    assert table(cli, "select id from users") == [("u2",)]
+    assert table(cli, "select user_id from channel_members") == [("u2",)]
 
 
 def test_delete_with_an_unknown_id_deletes_nothing(cli):

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, String, Text, bindparam, cast, func, literal, literal_column, select, type_coerce, update
+from sqlalchemy import Connection, String, Text, bindparam, cast, func, literal_column, select, type_coerce, update
 
 from campaign_cli.channels import CHANNELS, MEMBERS, distinct_channel_id
 from campaign_cli.errors import InvalidInput
@@ -24,14 +24,18 @@ from campaign_cli.sending.events import CHANNEL_CREATED, MESSAGE_NEW, Outbox
 from campaign_cli.store.bulk import RawInsert, in_values, insert_ignore, row_converter
 from campaign_cli.store.engine import json_text
 from campaign_cli.store.models import (
-    CAMPAIGNS, CAMPAIGN_TARGETS as TARGETS, EVENTS, MESSAGES, PUSH_NOTIFICATIONS as PUSHES, OUTBOX,
+    CAMPAIGN_TARGETS as TARGETS, EVENTS, MESSAGES, PUSH_NOTIFICATIONS as PUSHES, OUTBOX,
 )
 from campaign_cli.templates import CampaignTemplates
 from campaign_cli.timeutil import to_json
-from campaign_cli.users import USERS, user_json
+from campaign_cli.users import USERS, lock_users, user_json
 
 # A literal 0, not a parameter, so that SQLite can match the partial index ix_users_with_devices.
 HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")
+# Answered by that partial index. In id order, because PostgreSQL has no statistics on the
+# condition, expects a third of the users to match it, and would rather scan the table for the
+# first one: a whole scan per batch when nobody has a device.
+ANYONE_WITH_DEVICES = select(USERS.c.id).where(HAS_DEVICES).order_by(USERS.c.id).limit(1)
 DEFAULT_CHANNEL_TYPE = "messaging"
 
 PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
@@ -357,6 +361,7 @@ def write_batch(conn: Connection, run: CampaignRun, deliveries: list[Delivery], 
     """Write every effect of a planned batch into the caller's transaction."""
     w = _Writer(conn, run, at, outbox)
     result = BatchResult(done=len(deliveries))
+    _check_members(w, deliveries)
     new_channels = _create_channels(w, deliveries)
     sending = [d for d in deliveries if d.state == SENT]
     for d in sending:
@@ -396,6 +401,31 @@ def _remote_columns(remote: dict[str, Any] | None) -> tuple[Any, Any, Any]:
     if remote is None:
         return None, None, None
     return remote["backend"], remote["room_id"], remote["event_id"]
+
+
+def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
+    """Make sure the users the batch's new memberships name still exist, and keep them so until it commits.
+
+    The batch was planned before its write transaction, and a user may have been deleted since:
+    that target is skipped as an unknown user, as it would have been had the plan come later,
+    and a group channel loses that member.
+    """
+    created = {id(d.new_channel): d.new_channel for d in deliveries if d.state == SENT and d.new_channel is not None}
+    wanted = {m["user_id"] for channel in created.values() for m in channel.members}
+    if w.run.campaign.sender_mode == "include":
+        wanted.add(w.run.sender_id)  # it may join existing channels
+    known = lock_users(w.conn, wanted)
+    if len(known) == len(wanted):
+        return
+    if w.run.sender_id in wanted and w.run.sender_id not in known:
+        raise InvalidInput(f"campaign {w.run.campaign.id!r}: sender_id {w.run.sender_id!r} "
+                           "is not an existing user (deleted?)")
+    for d in deliveries:
+        if d.state == SENT and d.new_channel is not None and d.kind == "user" and d.target_id not in known:
+            d.give_up(SKIPPED, "unknown_user")
+    for channel in created.values():
+        channel.members = [m for m in channel.members if m["user_id"] in known]
+        channel.row["member_count"] = channel.vars["member_count"] = len(channel.members)
 
 
 def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]:
@@ -549,8 +579,8 @@ def _member_devices(w: _Writer, sending: list[Delivery]) -> dict[int, list[tuple
     """
     sender_id = w.run.sender_id
     devices: dict[int, list[tuple[str, list]]] = {}
-    if not w.conn.execute(select(literal(1)).where(HAS_DEVICES).limit(1)).first():
-        return devices  # nobody in the directory has a device (answered by a partial index)
+    if not w.conn.execute(ANYONE_WITH_DEVICES).first():
+        return devices  # nobody in the directory has a device
     to_query = set()
     for d in sending:
         channel = d.new_channel

@@ -52,9 +52,6 @@ SENDER_PRAGMAS = {
     "wal_autocheckpoint": 25_000,
     # The sender's memory is bounded by its batch and this page cache, not by the audience.
     "cache_size": -16_384,
-    # Every row a batch writes refers to rows the same batch read or wrote under the write lock;
-    # checking the foreign keys again costs a random page read per message at a million channels.
-    "foreign_keys": "OFF",
 }
 
 
