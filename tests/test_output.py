@@ -56,3 +56,16 @@ def test_a_short_user_id_list_is_counted_in_the_campaign_listing(cli):
     create_campaign(cli, "c1", user_ids=["alice"])
 
     assert "1 user id " in cli.ok("list").stdout
+
+
+def test_data_in_tables_is_printed_as_written_not_as_rich_markup_or_emoji_codes(cli):
+    import_users(cli, [{"id": "acme", "name": "[/]"}, {"id": "bob", "name": "[b]:+1:"}])
+    create_campaign(cli, "c1", name="[/]:+1:", user_ids=["bob"])
+
+    users = cli.ok("users", "list")
+    campaigns = cli.ok("list")
+    status = cli.ok("status", "c1")
+
+    assert "│ [/] " in users.stdout and "│ [b]:+1: " in users.stdout
+    assert "[/]:+1:" in campaigns.stdout
+    assert "[/]:+1:" in status.stdout

@@ -89,3 +89,22 @@ def test_quick_reads_import_only_what_they_use(cli):
         heavy, out = imported_after("--db", str(cli.db), *argv, heavy=not_needed)
         assert heavy == [], f"campaign {' '.join(argv)} imported {heavy}"
         assert shown in out
+
+
+DEFERRED_PROBE = """
+import sys
+import campaign_cli, sqlalchemy
+from sqlalchemy.util import compat, concurrency
+print("loaded:", sorted(name for name in ("asyncio", "importlib.metadata", "ssl") if name in sys.modules))
+print("iscoroutine:", concurrency.iscoroutine(None))
+print("version:", compat.importlib_metadata.version("sqlalchemy") == sqlalchemy.__version__)
+import asyncio
+async def three():
+    return 3
+print("run:", asyncio.run(three()), compat.asyncio.get_running_loop is asyncio.get_running_loop)
+"""
+
+
+def test_the_modules_deferred_while_sqlalchemy_is_imported_load_when_first_used():
+    done = subprocess.run([sys.executable, "-c", DEFERRED_PROBE], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.splitlines() == ["loaded: []", "iscoroutine: False", "version: True", "run: 3 True"]

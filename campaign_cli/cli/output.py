@@ -36,7 +36,8 @@ def __getattr__(name: str) -> Console:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from rich.console import Console
 
-    console = Console(stderr=name == "stderr", soft_wrap=True)
+    # Data is printed as written: a name such as `[/]` or `:smile:` is neither markup nor an emoji code.
+    console = Console(stderr=name == "stderr", soft_wrap=True, markup=False, emoji=False)
     globals()[name] = console
     return console
 
@@ -120,7 +121,7 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(),
                   TimeRemainingColumn(), console=_console("stderr"), transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)
