@@ -125,6 +125,8 @@ class _UserImport:
         else:
             self.insert, self.upsert = None, Prepared(conn, _upsert_statement(conn), _COLUMNS)
         self.lookups: dict[int, Prepared] = {}  # by number of ids: a full batch, and the last one of each file
+        # On PostgreSQL a batch is first tried as all new users, while the last batch was: see `_copy_as_new`.
+        self.all_new = postgresql
         self.statistics = Statistics(conn.engine, ("users",))
 
     def row(self, record: Any, file: str, line: int) -> list[Any]:
@@ -165,6 +167,8 @@ class _UserImport:
         result = self.result
         result.records += len(batch)
         result.duplicates += len(batch) - len(rows)
+        if self.all_new and self._copy_as_new(rows):
+            return
         ids = list(rows)
         if self.insert is None:
             ids += [ids[0]] * (len(batch) - len(ids))  # padded: one prepared statement per batch size
@@ -184,6 +188,7 @@ class _UserImport:
         if self.insert is None:
             self.upsert.execute(self.conn, list(rows.values()))
             return
+        self.all_new = not stored
         stored_ids = {user_id for user_id, _created, _updated in stored}
         new = [row for user_id, row in rows.items() if user_id not in stored_ids]
         if new and self.insert.copy(self.conn, new) is None:
@@ -192,6 +197,22 @@ class _UserImport:
         elif stored_ids:
             self.upsert.execute(self.conn, [rows[user_id] for user_id in stored_ids])
         self.statistics.grew(len(new), self.conn)  # keeps the lookup on the id index as the table grows
+
+    def _copy_as_new(self, rows: dict[str, list[Any]]) -> bool:
+        """COPY the batch as new users, without looking them up first; False (and nothing written) when
+        one is already stored: the batch then takes the lookup path, and so do the next ones until a
+        batch finds no stored user. A first import looks nothing up (a tenth of its time)."""
+        undated = [row for row in rows.values() if row[_CREATED_AT] is None]
+        for row in undated:
+            row[_CREATED_AT] = self.stamp_cell
+        if self.insert.copy(self.conn, list(rows.values())) is not None:
+            self.result.inserted += len(rows)
+            self.statistics.grew(len(rows), self.conn)
+            return True
+        for row in undated:
+            row[_CREATED_AT] = None
+        self.all_new = False
+        return False
 
     def _stored(self, ids: list[str]) -> list[Any]:
         """(id, created_at, updated_at) of the stored users among `ids`, as the driver returns them."""

@@ -126,6 +126,26 @@ def test_import_json_summary(cli):
 # --- import: upsert -------------------------------------------------------------------------
 
 
+def test_batches_of_new_stored_and_repeated_users_are_counted_and_keep_created_at(cli, monkeypatch):
+    """Batches of two: all new, then one new beside one of the first batch, then stored users again
+    (on PostgreSQL a batch is first tried as all new: a clash sends it, and the next, to the lookup)."""
+    cli.write_jsonl("old.jsonl", [{"id": "old", "name": "Old", "created_at": "2020-01-01T00:00:00Z"}])
+    cli.ok("users", "import", "old.jsonl")
+    monkeypatch.setattr("campaign_cli.users.IMPORT_BATCH", 2)
+    cli.write_jsonl("users.jsonl", [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "a", "name": "A"},
+                                    {"id": "old", "name": "Older"}, {"id": "d"}, {"id": "e"}, {"id": "f"}])
+
+    run = cli.ok("users", "import", "users.jsonl")
+
+    assert summary(run) == ("imported 8 users: 6 inserted, 1 updated; "
+                            "1 duplicate id in the input (the last record of each won)")
+    assert cli.ok("users", "import", "users.jsonl", "--json").json() == {
+        "records": 8, "inserted": 0, "updated": 7, "duplicates": 1}
+    assert (user(cli, "old")["name"], user(cli, "old")["created_at"]) == ("Older", "2020-01-01T00:00:00Z")
+    assert user(cli, "a")["name"] == "A"
+    assert table(cli, "select count(*) from users") == [(7,)]
+
+
 def test_reimport_replaces_the_user_and_keeps_created_at(cli):
     cli.write_jsonl("v1.jsonl", [{"id": "u1", "name": "Ann", "teams": ["red"], "country": "FR", "plan": "pro",
                                   "devices": [{"id": "d1"}]}])
