@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
@@ -86,8 +87,7 @@ def import_users(
         users = _UserImport(conn, now(), result)
         for source in sources:
             rows = (users.row(record, source.name, line) for line, record in source.records())
-            for batch in chunked(rows, IMPORT_BATCH):
-                users.write(batch)
+            for _ in users.write_all(rows):
                 if on_progress:
                     on_progress(base + source.bytes_read)
             base += source.size
@@ -125,7 +125,7 @@ class _UserImport:
         else:
             self.insert, self.upsert = None, Prepared(conn, _upsert_statement(conn), _COLUMNS)
         self.lookups: dict[int, Prepared] = {}  # by number of ids: a full batch, and the last one of each file
-        # On PostgreSQL a batch is first tried as all new users, while the last batch was: see `_copy_as_new`.
+        # On PostgreSQL a batch is first tried as all new users while the last one was: see `_copy_as_new`.
         self.all_new = postgresql
         self.statistics = Statistics(conn.engine, ("users",))
 
@@ -161,14 +161,23 @@ class _UserImport:
     def _time(self, value: Any, what: str) -> Any:
         return self.to_time(parse_time(value, what))
 
+    def write_all(self, rows: Iterator[list[Any]]) -> Iterator[None]:
+        """Write `rows` in batches, yielding after each one."""
+        while True:
+            if self.all_new:
+                batch = self._copy_as_new(rows)
+            elif batch := list(islice(rows, IMPORT_BATCH)):
+                self.write(batch)
+            if not batch:
+                return
+            yield
+
     def write(self, batch: list[list[Any]]) -> None:
         """Upsert one batch of rows: the last row of an id wins, a stored user keeps its `created_at`."""
         rows = {row[0]: row for row in batch}
         result = self.result
         result.records += len(batch)
         result.duplicates += len(batch) - len(rows)
-        if self.all_new and self._copy_as_new(rows):
-            return
         ids = list(rows)
         if self.insert is None:
             ids += [ids[0]] * (len(batch) - len(ids))  # padded: one prepared statement per batch size
@@ -198,21 +207,39 @@ class _UserImport:
             self.upsert.execute(self.conn, [rows[user_id] for user_id in stored_ids])
         self.statistics.grew(len(new), self.conn)  # keeps the lookup on the id index as the table grows
 
-    def _copy_as_new(self, rows: dict[str, list[Any]]) -> bool:
-        """COPY the batch as new users, without looking them up first; False (and nothing written) when
-        one is already stored: the batch then takes the lookup path, and so do the next ones until a
-        batch finds no stored user. A first import looks nothing up (a tenth of its time)."""
-        undated = [row for row in rows.values() if row[_CREATED_AT] is None]
-        for row in undated:
-            row[_CREATED_AT] = self.stamp_cell
-        if self.insert.copy(self.conn, list(rows.values())) is not None:
-            self.result.inserted += len(rows)
-            self.statistics.grew(len(rows), self.conn)
-            return True
+    def _copy_as_new(self, rows: Iterator[list[Any]]) -> list[list[Any]]:
+        """The next batch of `rows`, COPYed as new users while it is read, without looking them up:
+        the server stores one part while the next is parsed, and a first import looks nothing up.
+
+        When one of them is stored already (or comes twice), nothing of the COPY stays, and the
+        batch takes the lookup path of `write`, as do the next batches until one finds no stored user.
+        """
+        batch: list[list[Any]] = []
+        undated: list[list[Any]] = []
+
+        def read() -> Iterator[list[Any]]:
+            for row in islice(rows, IMPORT_BATCH):
+                if row[_CREATED_AT] is None:
+                    undated.append(row)
+                    row[_CREATED_AT] = self.stamp_cell
+                batch.append(row)
+                yield row
+
+        reading = read()
+        copied = self.insert.copy(self.conn, reading)
+        if copied:
+            self.result.records += copied
+            self.result.inserted += copied
+            self.statistics.grew(copied, self.conn)
+            return batch
+        for _ in reading:  # the rest of a batch whose COPY failed early
+            pass
         for row in undated:
             row[_CREATED_AT] = None
-        self.all_new = False
-        return False
+        if batch:
+            self.all_new = False
+            self.write(batch)
+        return batch
 
     def _stored(self, ids: list[str]) -> list[Any]:
         """(id, created_at, updated_at) of the stored users among `ids`, as the driver returns them."""
