@@ -20,13 +20,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 
 from campaign_cli.delivery.rooms import record_intents
+from campaign_cli.sending import loop
 from campaign_cli.store.engine import open_engine
+from campaign_cli.users import delete_users
 from http_receiver import free_port
-from send_helpers import (config, create_campaign, done, events, finish, get, messages, segment, spawn, stop_process,
-                          wait_until)
+from send_helpers import (config, create_campaign, done, events, finish, get, messages, segment, spawn, sql,
+                          stop_process, wait_until)
 from synapse_server import Account, Synapse
 
 CONTENT_KEY = "org.campaign_cli.campaign"
@@ -422,3 +423,31 @@ def test_channel_targets_go_to_the_room_of_their_matrix_room_id(cli, synapse):
     stats = run.json()["campaign"]["stats"]
     assert (stats["stats_messages_sent"], stats["stats_skipped"]) == (1, {"no_matrix_room_id": 1})
     assert [e["content"]["body"] for e in world.campaign_messages(room)] == ["Hello ops"]
+
+
+def test_a_receiver_deleted_locally_while_its_message_is_delivered_is_recorded_as_sent(cli, synapse, monkeypatch):
+    """The directory loses a user between the plan and the write of a batch whose messages the
+    homeserver already has: they are recorded as sent, and no membership names the deleted user."""
+    world = World(cli, synapse, 2)
+    world.campaign()
+    gone = world.receivers[0].localpart
+    planned = loop.plan_batch
+
+    def plan_then_delete(conn, run, targets):
+        deliveries = planned(conn, run, targets)
+        engine = open_engine(cli.url)
+        try:
+            delete_users(engine, [gone])
+        finally:
+            engine.dispose()
+        return deliveries
+
+    monkeypatch.setattr(loop, "plan_batch", plan_then_delete)
+
+    run = world.run("start", "c1")
+
+    assert run.exit_code == 0, run.stderr
+    world.assert_each_receiver_got_one_dm()
+    assert sorted(m["to"] for m in messages(cli, "c1")) == sorted(r.localpart for r in world.receivers)
+    assert get(cli, "c1")["stats"]["stats_messages_sent"] == 2
+    assert sql(cli, f"select count(*) from channel_members where user_id = '{gone}'") == [(0,)]

@@ -407,8 +407,8 @@ def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
     """Make sure the users the batch's new memberships name still exist, and keep them so until it commits.
 
     The batch was planned before its write transaction, and a user may have been deleted since:
-    that target is skipped as an unknown user, as it would have been had the plan come later,
-    and a group channel loses that member.
+    that target is skipped as an unknown user, as it would have been had the plan come later
+    (unless a remote backend delivered its message already), and a channel loses that member.
     """
     created = {id(d.new_channel): d.new_channel for d in deliveries if d.state == SENT and d.new_channel is not None}
     wanted = {m["user_id"] for channel in created.values() for m in channel.members}
@@ -421,7 +421,9 @@ def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
         raise InvalidInput(f"campaign {w.run.campaign.id!r}: sender_id {w.run.sender_id!r} "
                            "is not an existing user (deleted?)")
     for d in deliveries:
-        if d.state == SENT and d.new_channel is not None and d.kind == "user" and d.target_id not in known:
+        vanished = d.state == SENT and d.new_channel is not None and d.kind == "user" and d.target_id not in known
+        # A message a remote backend delivered already is recorded all the same, in a channel without the user.
+        if vanished and d.remote is None:
             d.give_up(SKIPPED, "unknown_user")
     for channel in created.values():
         channel.members = [m for m in channel.members if m["user_id"] in known]
