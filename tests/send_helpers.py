@@ -15,6 +15,10 @@ from typing import Any
 
 import yaml
 
+from campaign_cli.sending import loop
+from campaign_cli.store.engine import open_engine
+from campaign_cli.users import delete_users
+
 SENDER = {"id": "acme", "name": "Acme Team", "role": "admin"}
 USERS = [
     SENDER,
@@ -156,3 +160,19 @@ def bulk_users(count: int, prefix: str = "u") -> list[dict]:
 def rfc3339_in(seconds: float) -> str:
     """An RFC 3339 UTC time `seconds` from now."""
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def delete_after_planning(cli, monkeypatch, user_id: str) -> None:
+    """Another operator deletes `user_id` after the sender planned its batch, before it writes it."""
+    planned = loop.plan_batch
+
+    def plan_then_delete(conn, run, targets):
+        deliveries = planned(conn, run, targets)
+        engine = open_engine(cli.url)
+        try:
+            delete_users(engine, [user_id])
+        finally:
+            engine.dispose()
+        return deliveries
+
+    monkeypatch.setattr(loop, "plan_batch", plan_then_delete)

@@ -22,12 +22,10 @@ from pathlib import Path
 
 
 from campaign_cli.delivery.rooms import record_intents
-from campaign_cli.sending import loop
 from campaign_cli.store.engine import open_engine
-from campaign_cli.users import delete_users
 from http_receiver import free_port
-from send_helpers import (config, create_campaign, done, events, finish, get, messages, segment, spawn, sql,
-                          stop_process, wait_until)
+from send_helpers import (config, create_campaign, delete_after_planning, done, events, finish, get, messages, segment,
+                          spawn, sql, stop_process, wait_until)
 from synapse_server import Account, Synapse
 
 CONTENT_KEY = "org.campaign_cli.campaign"
@@ -431,18 +429,7 @@ def test_a_receiver_deleted_locally_while_its_message_is_delivered_is_recorded_a
     world = World(cli, synapse, 2)
     world.campaign()
     gone = world.receivers[0].localpart
-    planned = loop.plan_batch
-
-    def plan_then_delete(conn, run, targets):
-        deliveries = planned(conn, run, targets)
-        engine = open_engine(cli.url)
-        try:
-            delete_users(engine, [gone])
-        finally:
-            engine.dispose()
-        return deliveries
-
-    monkeypatch.setattr(loop, "plan_batch", plan_then_delete)
+    delete_after_planning(cli, monkeypatch, gone)
 
     run = world.run("start", "c1")
 

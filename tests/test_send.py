@@ -16,6 +16,7 @@ from send_helpers import (
     channels,
     config,
     create_campaign,
+    delete_after_planning,
     done,
     events,
     finish,
@@ -34,10 +35,7 @@ from send_helpers import (
     write_yaml,
 )
 
-from campaign_cli.sending import loop
-from campaign_cli.store.engine import open_engine
 from campaign_cli.timeutil import parse_time
-from campaign_cli.users import delete_users
 
 DM = {"type": "messaging"}
 NEWS = {"type": "messaging", "id": "news-{{ receiver.id }}"}
@@ -696,25 +694,9 @@ def test_users_read_counts_read_markers_at_or_after_the_message(world):
 
 
 
-def _delete_after_planning(cli, monkeypatch, user_id: str) -> None:
-    """Another operator deletes `user_id` after the sender planned its batch, before it writes it."""
-    planned = loop.plan_batch
-
-    def plan_then_delete(conn, run, targets):
-        deliveries = planned(conn, run, targets)
-        engine = open_engine(cli.url)
-        try:
-            delete_users(engine, [user_id])
-        finally:
-            engine.dispose()
-        return deliveries
-
-    monkeypatch.setattr(loop, "plan_batch", plan_then_delete)
-
-
 def test_a_receiver_deleted_between_plan_and_write_is_skipped_and_left_no_membership(world, monkeypatch):
     create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True, channel_template=DM)
-    _delete_after_planning(world, monkeypatch, "bob")
+    delete_after_planning(world, monkeypatch, "bob")
 
     world.ok("start", "c1")
 
@@ -727,7 +709,7 @@ def test_a_receiver_deleted_between_plan_and_write_is_skipped_and_left_no_member
 
 def test_a_sender_deleted_between_plan_and_write_stops_the_run_with_nothing_written(world, monkeypatch):
     create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True, channel_template=DM)
-    _delete_after_planning(world, monkeypatch, "acme")
+    delete_after_planning(world, monkeypatch, "acme")
 
     run = world("start", "c1")
 

@@ -55,7 +55,7 @@ def test_without_a_database_it_checks_schema_and_templates_and_says_references_w
     assert result.exit_code == 0, result.stderr
     assert result.stderr == (
         "ok: 5 campaign definitions and 7 segment definitions in 9 files are valid\n"
-        f"references (segments, sender) were not checked (no database at campaign.db)\n")
+        "references (segments, sender) were not checked (no database at campaign.db)\n")
     assert list(folder.iterdir()) == []
 
 
