@@ -6,8 +6,11 @@ driver; with them come `ssl`, `socket`, `email` and `zipfile`: about a sixth of 
 read such as `campaign segment target-exists` spends starting, for modules no command on SQLite
 uses. While a module of SQLAlchemy is imported, each of them is a `Deferred` stand-in;
 SQLAlchemy keeps its references to the stand-ins, and the first attribute read on one imports
-the real module. Nothing else ever sees a stand-in: they leave `sys.modules` as soon as that
-import is done, so any other `import asyncio` is the ordinary one.
+the real module. The stand-ins leave `sys.modules` as soon as that import is done, so any other
+`import asyncio` is the ordinary one; only the `metadata` attribute of `importlib` stays a
+stand-in until someone imports `importlib.metadata` (SQLAlchemy reads it there at run time).
+A submodule of a deferred package imported while a stand-in is in place would be loaded twice:
+tests/test_startup.py checks that none is.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 DEFERRED = ("asyncio", "importlib.metadata")
 
-_loading = threading.Lock()
+_loading = threading.RLock()
 
 
 class Deferred(types.ModuleType):

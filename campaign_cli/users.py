@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
-from campaign_cli.errors import InvalidInput, NotFound
+from campaign_cli.errors import CampaignError, InvalidInput, NotFound
 from campaign_cli.filters import FieldSpec, FilterSchema, compile_filter
 from campaign_cli.paging import Page, page_by_key
 from campaign_cli.records import RecordSource
@@ -216,17 +216,25 @@ class _UserImport:
         """
         batch: list[list[Any]] = []
         undated: list[list[Any]] = []
+        bad: list[CampaignError] = []
 
         def read() -> Iterator[list[Any]]:
-            for row in islice(rows, IMPORT_BATCH):
-                if row[_CREATED_AT] is None:
-                    undated.append(row)
-                    row[_CREATED_AT] = self.stamp_cell
-                batch.append(row)
-                yield row
+            try:
+                for row in islice(rows, IMPORT_BATCH):
+                    if row[_CREATED_AT] is None:
+                        undated.append(row)
+                        row[_CREATED_AT] = self.stamp_cell
+                    batch.append(row)
+                    yield row
+            except CampaignError as exc:
+                # Raised after the COPY ends: raised inside it, the driver would also report (on stderr)
+                # what the server said of the rows sent so far.
+                bad.append(exc)
 
         reading = read()
         copied = self.insert.copy(self.conn, reading)
+        if bad:
+            raise bad[0]  # the import's transaction is rolled back: nothing of it stays
         if copied:
             self.result.records += copied
             self.result.inserted += copied
@@ -353,8 +361,9 @@ def lock_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     lock a foreign key would (FOR KEY SHARE); an SQLite writer holds the whole database.
     """
     known: set[str] = set()
-    for chunk in chunked(list(user_ids), 10_000):
-        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk))
+    # In id order, as `delete_users` locks them: two writers never wait for each other in a circle.
+    for chunk in chunked(sorted(user_ids), 10_000):
+        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk)).order_by(USERS.c.id)
                                   .with_for_update(read=True, key_share=True)))
     return known
 
@@ -364,15 +373,17 @@ def delete_users(engine: Engine, user_ids: list[str]) -> int:
     wanted = list(dict.fromkeys(user_ids))
     with writing(engine) as conn:
         found = set()
-        for chunk in chunked(wanted, 10_000):
-            found.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk))))
+        for chunk in chunked(sorted(wanted), 10_000):
+            # Locked in id order, as `lock_users` takes them (see there).
+            found.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk)).order_by(USERS.c.id)
+                                      .with_for_update()))
         missing = [u for u in wanted if u not in found]
         if missing:
             raise NotFound(f"user {missing[0]!r} not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         channel_pks: set[int] = set()
         for chunk in chunked(wanted, 10_000):
-            # Users first: their rows stay locked until commit, so no sender adds a membership after
-            # the memberships are read (one that was adding one when the delete came is waited for).
+            # The users are locked (above): no sender adds a membership of theirs from now on, and one
+            # that was adding one when the delete came was waited for, so its rows are seen here.
             conn.execute(delete(USERS).where(USERS.c.id.in_(chunk)))
             channel_pks.update(conn.scalars(select(_MEMBERS.c.channel_pk).where(_MEMBERS.c.user_id.in_(chunk))))
             conn.execute(delete(_MEMBERS).where(_MEMBERS.c.user_id.in_(chunk)))

@@ -162,8 +162,9 @@ def rfc3339_in(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def delete_after_planning(cli, monkeypatch, user_id: str) -> None:
-    """Another operator deletes `user_id` after the sender planned its batch, before it writes it."""
+def delete_after_planning(cli, monkeypatch, user_id: str, and_then: Callable[[], Any] | None = None) -> None:
+    """Another operator deletes `user_id` (and does `and_then`) after the sender planned its batch,
+    before it writes it."""
     planned = loop.plan_batch
 
     def plan_then_delete(conn, run, targets):
@@ -173,6 +174,8 @@ def delete_after_planning(cli, monkeypatch, user_id: str) -> None:
             delete_users(engine, [user_id])
         finally:
             engine.dispose()
+        if and_then is not None:
+            and_then()
         return deliveries
 
     monkeypatch.setattr(loop, "plan_batch", plan_then_delete)

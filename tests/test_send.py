@@ -35,6 +35,7 @@ from send_helpers import (
     write_yaml,
 )
 
+from campaign_cli.channels import distinct_channel_id
 from campaign_cli.timeutil import parse_time
 
 DM = {"type": "messaging"}
@@ -705,6 +706,18 @@ def test_a_receiver_deleted_between_plan_and_write_is_skipped_and_left_no_member
     assert (s["stats_messages_sent"], s["stats_skipped"]) == (1, {"unknown_user": 1})
     assert sql(world, "select user_id from channel_members where user_id not in (select id from users)") == []
     assert [c["member_count"] for c in channels(world)] == [2]
+
+
+def test_a_receiver_deleted_while_another_targets_channel_is_created_meanwhile(world, monkeypatch):
+    create_campaign(world, "c1", user_ids=["alice", "bob"], create_channels=True, channel_template=DM)
+    alice_dm = {"type": "messaging", "id": distinct_channel_id(["acme", "alice"]), "members": ["acme", "alice"]}
+    delete_after_planning(world, monkeypatch, "bob", and_then=lambda: import_channels(world, [alice_dm]))
+
+    world.ok("start", "c1")
+
+    assert texts(messages(world)) == ["Hi Alice"]
+    assert stats(world, "c1")["stats_skipped"] == {"unknown_user": 1}
+    assert [(c["cid"], c["member_count"]) for c in channels(world)] == [(f"messaging:{alice_dm['id']}", 2)]
 
 
 def test_a_sender_deleted_between_plan_and_write_stops_the_run_with_nothing_written(world, monkeypatch):

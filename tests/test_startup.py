@@ -108,3 +108,23 @@ print("run:", asyncio.run(three()), compat.asyncio.get_running_loop is asyncio.g
 def test_the_modules_deferred_while_sqlalchemy_is_imported_load_when_first_used():
     done = subprocess.run([sys.executable, "-c", DEFERRED_PROBE], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.splitlines() == ["loaded: []", "iscoroutine: False", "version: True", "run: 3 True"]
+
+
+STAND_IN_PROBE = """
+import sys
+from campaign_cli import startup
+read = []
+load = startup.Deferred.load
+startup.Deferred.load = lambda self: (read.append(self.__name__), load(self))[1]
+import sqlalchemy, sqlalchemy.orm, sqlalchemy.dialects.sqlite, sqlalchemy.dialects.postgresql.psycopg
+import alembic.command, alembic.migration, alembic.autogenerate
+print("loaded through a stand-in:", read)
+"""
+
+
+def test_no_stand_in_is_loaded_while_the_sqlalchemy_and_alembic_modules_the_commands_use_are_imported():
+    """A module loaded through its stand-in mid-import could be loaded twice (`import asyncio.events`
+    reads the stand-in's __path__, which loads the package, then loads the submodule again)."""
+    done = subprocess.run([sys.executable, "-c", STAND_IN_PROBE], capture_output=True, text=True, check=True,
+                          timeout=60)
+    assert done.stdout.splitlines() == ["loaded through a stand-in: []"]

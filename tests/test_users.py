@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from send_helpers import finish, spawn
 from sqlalchemy import insert, select
 
 from campaign_cli.store.engine import open_engine, writing
@@ -144,6 +145,21 @@ def test_batches_of_new_stored_and_repeated_users_are_counted_and_keep_created_a
     assert (user(cli, "old")["name"], user(cli, "old")["created_at"]) == ("Older", "2020-01-01T00:00:00Z")
     assert user(cli, "a")["name"] == "A"
     assert table(cli, "select count(*) from users") == [(7,)]
+
+
+def test_a_bad_record_after_a_stored_user_in_one_batch_is_one_line_and_writes_nothing(cli):
+    """On PostgreSQL the records of a batch stream into a COPY as they are read: the bad record's
+    error, not what the server said of the stored user sent before it, is what the user sees."""
+    cli.write_jsonl("old.jsonl", [{"id": "old"}])
+    cli.ok("users", "import", "old.jsonl")
+    new = ({"id": f"new-user-{i:05d}", "name": f"New user {i}"} for i in range(2_000))  # enough to be sent before the bad one
+    cli.write_jsonl("users.jsonl", [{"id": "old", "name": "Again"}, *new, {"id": 5}])
+
+    # As a process: the driver's complaint would go to the real stderr through logging.
+    run = finish(spawn(cli, "users", "import", "users.jsonl"))
+
+    assert run == (3, "", "error: users.jsonl:2002: 'id' must be a string, got int\n")
+    assert table(cli, "select id, name from users") == [("old", None)]
 
 
 def test_reimport_replaces_the_user_and_keeps_created_at(cli):

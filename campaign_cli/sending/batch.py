@@ -421,10 +421,14 @@ def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
         raise InvalidInput(f"campaign {w.run.campaign.id!r}: sender_id {w.run.sender_id!r} "
                            "is not an existing user (deleted?)")
     for d in deliveries:
-        vanished = d.state == SENT and d.new_channel is not None and d.kind == "user" and d.target_id not in known
-        # A message a remote backend delivered already is recorded all the same, in a channel without the user.
-        if vanished and d.remote is None:
+        if not (d.state == SENT and d.new_channel is not None and d.kind == "user" and d.target_id not in known):
+            continue
+        if d.remote is None:
             d.give_up(SKIPPED, "unknown_user")
+        elif d.receiver is not None:
+            # A remote backend delivered the message already: it is recorded all the same, in a channel
+            # without the user, and without a push to the devices the user had.
+            d.receiver = {**d.receiver, "devices": []}
     for channel in created.values():
         channel.members = [m for m in channel.members if m["user_id"] in known]
         channel.row["member_count"] = channel.vars["member_count"] = len(channel.members)
@@ -455,7 +459,8 @@ def _use_channels_created_meanwhile(w: _Writer, deliveries: list[Delivery], plan
                               .where(in_values(CHANNELS.c.cid, [c.row["cid"] for c in planned]))).all())
     for d in deliveries:
         channel = d.new_channel
-        if channel is not None and pks[channel.row["cid"]] != channel.pk:
+        # A target given up after its channel was planned may name a channel no one creates now.
+        if d.state == SENT and channel is not None and pks.get(channel.row["cid"], channel.pk) != channel.pk:
             d.new_channel, d.channel_pk = None, pks[channel.row["cid"]]
     return [c for c in planned if pks[c.row["cid"]] == c.pk]
 
