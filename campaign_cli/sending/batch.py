@@ -410,8 +410,8 @@ def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
     that target is skipped as an unknown user, as it would have been had the plan come later
     (unless a remote backend delivered its message already), and a channel loses that member.
     """
-    created = {id(d.new_channel): d.new_channel for d in deliveries if d.state == SENT and d.new_channel is not None}
-    wanted = {m["user_id"] for channel in created.values() for m in channel.members}
+    created = _new_channels(deliveries)
+    wanted = {m["user_id"] for channel in created for m in channel.members}
     if w.run.campaign.sender_mode == "include":
         wanted.add(w.run.sender_id)  # it may join existing channels
     known = lock_users(w.conn, wanted)
@@ -429,14 +429,19 @@ def _check_members(w: _Writer, deliveries: list[Delivery]) -> None:
             # A remote backend delivered the message already: it is recorded all the same, in a channel
             # without the user, and without a push to the devices the user had.
             d.receiver = {**d.receiver, "devices": []}
-    for channel in created.values():
+    for channel in created:
         channel.members = [m for m in channel.members if m["user_id"] in known]
         channel.row["member_count"] = channel.vars["member_count"] = len(channel.members)
 
 
+def _new_channels(deliveries: list[Delivery]) -> list[NewChannel]:
+    """The channels the batch's targets still being sent will create, each once (targets may share one)."""
+    return list({id(d.new_channel): d.new_channel for d in deliveries
+                 if d.state == SENT and d.new_channel is not None}.values())
+
+
 def _create_channels(w: _Writer, deliveries: list[Delivery]) -> list[NewChannel]:
-    created = list({id(d.new_channel): d.new_channel for d in deliveries
-                    if d.state == SENT and d.new_channel is not None}.values())
+    created = _new_channels(deliveries)
     if not created:
         return []
     _assign_channel_pks(w, created)
