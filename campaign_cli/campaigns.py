@@ -24,7 +24,7 @@ from campaign_cli.store.engine import reading, writing
 from campaign_cli.store.models import CAMPAIGNS, CHANNEL_MEMBERS as MEMBERS, MESSAGES, SEGMENTS, USERS
 from campaign_cli.target_users import DEFAULT_USERS_LIMIT, target_users_page
 from campaign_cli.timeutil import now, parse_time, to_json
-from campaign_cli.users import user_response
+from campaign_cli.user_object import user_response
 
 
 MAX_ID = 255

@@ -12,19 +12,22 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, DateTime, Engine, Select, and_, literal, or_
+from typing import TYPE_CHECKING, Any
 
 from campaign_cli.errors import InvalidInput
 from campaign_cli.timeutil import parse_time, to_json
 
+if TYPE_CHECKING:  # the keyset queries load SQLAlchemy when they run: `store.lookup` pages without it
+    from sqlalchemy import ColumnElement, Connection, Engine, Select
+
 # Not a secret: the signature only tells our cursors from hand-made or damaged ones.
 _KEY = b"campaign-cursor-v1"
 NEXT, PREV = "next", "prev"
+# The largest --limit of most listings.
+MAX_LIMIT = 1000
 
 
 @dataclass
@@ -85,11 +88,15 @@ def _key_value(value: Any) -> Any:
 
 
 def _is_time(column: Any) -> bool:
+    from sqlalchemy import DateTime
+
     return isinstance(column.type, DateTime) or isinstance(getattr(column.type, "impl", None), DateTime)
 
 
 def _beyond(keys: Sequence[tuple[Any, bool]], values: list[Any], backward: bool) -> ColumnElement[bool]:
     """Rows strictly after `values` in the order `keys` (column, descending), or before them if `backward`."""
+    from sqlalchemy import and_, literal, or_
+
     # Bound as literals of the column's type: SQLAlchemy refuses `column > False` with a bare bool.
     bound = [literal(value, column.type) for (column, _), value in zip(keys, values)]
     clauses = []
@@ -107,10 +114,7 @@ def keyset_page(conn: Connection, query: Select, keys: Sequence[tuple[Any, bool]
     Keyset paging: a cursor holds the key of a row printed, so every page costs the same. Rows
     hold the key columns under their names (`column.key`).
     """
-    if next_ and prev:
-        raise InvalidInput(f"{option_prefix}next, {option_prefix}prev: give one of them, not both")
-    backward = prev is not None
-    cursor = prev or next_
+    backward, cursor = paging_direction(next_, prev, option_prefix)
     if cursor:
         option = option_prefix + (PREV if backward else NEXT)
         values = decode_cursor(cursor, scope, PREV if backward else NEXT, option_prefix)
@@ -121,23 +125,34 @@ def keyset_page(conn: Connection, query: Select, keys: Sequence[tuple[Any, bool]
         query = query.where(_beyond(keys, values, backward))
     order = [col.desc() if descending != backward else col.asc() for col, descending in keys]
     rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+    return page_of(rows, limit, backward, bool(cursor), scope,
+                   lambda row: [_key_value(row._mapping[col.key]) for col, _ in keys])
+
+
+def paging_direction(next_: str | None, prev: str | None, option_prefix: str = "--") -> tuple[bool, str | None]:
+    """Whether a page is read backward (`prev`), and the cursor it starts from; both given is exit 3."""
+    if next_ and prev:
+        raise InvalidInput(f"{option_prefix}next, {option_prefix}prev: give one of them, not both")
+    return prev is not None, prev or next_
+
+
+def page_of(rows: list[Any], limit: int, backward: bool, from_cursor: bool, scope: str,
+            key_of: Callable[[Any], list[Any]]) -> Page:
+    """The page of up to `limit` rows, from `rows` read one beyond the limit in the direction of
+    reading, with the cursors of the pages on either side (`key_of` gives a row's sort key)."""
     more = len(rows) > limit
     rows = rows[:limit]
     if backward:
         rows.reverse()
     if not rows:
         return Page([])
-
-    def key_of(row: Any) -> list[Any]:
-        return [_key_value(row._mapping[col.key]) for col, _ in keys]
-
-    after, before = (bool(cursor), more) if backward else (more, bool(cursor))
+    after, before = (from_cursor, more) if backward else (more, from_cursor)
     return Page(rows, encode_cursor(scope, key_of(rows[-1]), NEXT) if after else None,
                 encode_cursor(scope, key_of(rows[0]), PREV) if before else None)
 
 
 def page_by_key(engine: Engine, query: Select, key: Any, scope: str, limit: int, next_: str | None,
-                prev: str | None = None, maximum: int = 1000) -> Page:
+                prev: str | None = None, maximum: int = MAX_LIMIT) -> Page:
     """One page of `query` in ascending `key` order (an integer key such as `pk`) and its cursors."""
     check_limit(limit, maximum)
     with engine.connect() as conn:

@@ -3,7 +3,7 @@
 SQLAlchemy imports `asyncio` (for its async engines) and `importlib.metadata` (for entry-point
 plugins) when it is imported, and its SQLite dialect imports `asyncio` again for the aiosqlite
 driver; with them come `ssl`, `socket`, `email` and `zipfile`: about a sixth of what a quick
-read such as `campaign segment target-exists` spends starting, for modules no command on SQLite
+read such as `campaign segment list` spends starting, for modules no command on SQLite
 uses. While a module of SQLAlchemy is imported, each of them is a `Deferred` stand-in;
 SQLAlchemy keeps its references to the stand-ins, and the first attribute read on one imports
 the real module. The stand-ins leave `sys.modules` as soon as that import is done, so any other
@@ -11,12 +11,16 @@ the real module. The stand-ins leave `sys.modules` as soon as that import is don
 stand-in until someone imports `importlib.metadata` (SQLAlchemy reads it there at run time).
 A submodule of a deferred package imported while a stand-in is in place would be loaded twice:
 tests/test_startup.py checks that none is.
+
+`lazy_module` is the other half: a command module holds its service modules as lazy modules, so
+a command that answers without SQLAlchemy (`store/lookup.py`) never runs them.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import importlib.util
 import sys
 import threading
 import types
@@ -42,6 +46,24 @@ class Deferred(types.ModuleType):
             real = importlib.import_module(self.__name__)
             self.__dict__.update(real.__dict__)
         return real
+
+
+def lazy_module(name: str) -> types.ModuleType:
+    """The module `name`, run only when one of its attributes is first read (the standard library's
+    LazyLoader): a command module names the service modules its commands call without importing
+    SQLAlchemy with them, for the commands that answer without it."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
 
 
 def defer_unused_stdlib() -> None:

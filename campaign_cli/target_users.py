@@ -15,7 +15,8 @@ from campaign_cli.audience import SEGMENTS, segment_targets_select
 from campaign_cli.paging import Page, check_limit, keyset_page
 from campaign_cli.store.bulk import json_array_table
 from campaign_cli.store.models import CAMPAIGN_TARGETS as TARGETS
-from campaign_cli.users import USERS, user_response
+from campaign_cli.user_object import user_response
+from campaign_cli.users import USERS
 
 DEFAULT_USERS_LIMIT = 25
 MAX_USERS_LIMIT = 1000

@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from campaign_cli.store import schema
-from campaign_cli.store.models import SCHEMA_REVISION, with_postgresql_options
+from campaign_cli.store import SCHEMA_REVISION
+from campaign_cli.store.models import with_postgresql_options
 from conftest import Cli
 from send_helpers import get, messages
 
@@ -48,7 +49,7 @@ def differences(url: str) -> list[Any]:
 
 
 def test_the_latest_revision_is_the_one_the_models_name():
-    """A new revision must also move SCHEMA_REVISION in models.py (and chain on the latest one)."""
+    """A new revision must also move SCHEMA_REVISION in campaign_cli/store/__init__.py (and chain on the latest one)."""
     scripts = ScriptDirectory(str(schema.MIGRATIONS))
     assert scripts.get_heads() == [SCHEMA_REVISION]
     assert schema.known_revisions()[-1] == SCHEMA_REVISION

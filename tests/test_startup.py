@@ -81,12 +81,17 @@ def test_quick_reads_import_only_what_they_use(cli):
     cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "ann"}, {"id": "bob"}])))
     cli.ok("segment", "create", "--type", "user", "--id", "beta")
     cli.ok("segment", "add-targets", "beta", "ann")
-    reads = {("users", "list", "--limit", "1"): "ann", ("segment", "target-exists", "beta", "ann"): "is a target",
-             ("segment", "list"): "beta", ("list",): "HEAVY:"}
-    for argv, shown in reads.items():
-        # Only a table needs Rich: a one-line answer is written as is.
-        not_needed = NOT_FOR_A_READ if argv[0] != "segment" or argv[1] != "target-exists" else (*NOT_FOR_A_READ, "rich")
-        heavy, out = imported_after("--db", str(cli.db), *argv, heavy=not_needed)
+    cli.ok("segment", "create", "--type", "user", "--id", "everyone", "--all-users")
+    # Lookups by key answer without SQLAlchemy (store/lookup.py); only a table needs Rich.
+    lookups = {("users", "list", "--limit", "1"): ("ann", ("sqlalchemy",)),
+               ("users", "get", "bob"): ('"bob"', ("sqlalchemy", "rich")),
+               ("users", "list", "--json"): ('"bob"', ("sqlalchemy", "rich")),
+               ("segment", "target-exists", "beta", "ann"): ("is a target", ("sqlalchemy", "rich")),
+               ("segment", "target-exists", "everyone", "bob"): ("is a target", ("sqlalchemy", "rich"))}
+    reads = {("segment", "list"): ("beta", ()), ("list",): ("HEAVY:", ()),
+             ("users", "list", "--filter", '{"id": "ann"}'): ("ann", ()), **lookups}
+    for argv, (shown, also_not_needed) in reads.items():
+        heavy, out = imported_after("--db", str(cli.db), *argv, heavy=(*NOT_FOR_A_READ, *also_not_needed))
         assert heavy == [], f"campaign {' '.join(argv)} imported {heavy}"
         assert shown in out
 

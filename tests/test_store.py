@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from campaign_cli.store import SCHEMA_REVISION, SCHEMA_VERSION
 from campaign_cli.store import engine as store_engine
 from campaign_cli.store.engine import open_engine, reading
-from campaign_cli.store.models import SCHEMA_REVISION, SCHEMA_VERSION
 
 TABLES = {"meta", "alembic_version", "users", "channels", "channel_members", "messages", "events", "segments", "segment_targets",
           "campaigns", "campaign_targets", "push_notifications", "outbox"}

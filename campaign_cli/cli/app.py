@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -103,10 +105,8 @@ class CampaignGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
-        from campaign_cli.store.engine import translate_db_errors
-
         try:
-            with translate_db_errors():
+            with _db_errors_translated():
                 return super().invoke(ctx)
         except CampaignError as exc:
             _report(exc)
@@ -119,6 +119,20 @@ class CampaignGroup(TyperGroup):
 
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
+
+
+@contextmanager
+def _db_errors_translated() -> Iterator[None]:
+    """The store's database errors as one line (a command that answered without SQLAlchemy had none)."""
+    try:
+        yield
+    except Exception:
+        if "sqlalchemy" not in sys.modules:
+            raise
+        from campaign_cli.store.engine import translate_db_errors
+
+        with translate_db_errors():
+            raise
 
 
 def _report(exc: CampaignError) -> None:

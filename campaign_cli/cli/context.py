@@ -54,6 +54,11 @@ def app_context(ctx: typer.Context) -> AppContext:
     return root.obj
 
 
+def db_url_of(ctx: typer.Context) -> str:
+    """The database URL of this run, for `store.lookup` (which opens it without SQLAlchemy)."""
+    return app_context(ctx).settings.db_url
+
+
 def engine_of(ctx: typer.Context) -> Engine:
     """The existing database of this run (never created: a missing one is exit 4)."""
     return app_context(ctx).engine

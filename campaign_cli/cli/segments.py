@@ -8,14 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from campaign_cli import segments as service
 from campaign_cli.cli import complete
-from campaign_cli.cli.context import engine_of, engine_or_new_of
+from campaign_cli.cli.context import db_url_of, engine_of, engine_or_new_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, NextOption, PrevOption, emit_json, plural, print_page, say,
                                      say_cursors)
 from campaign_cli.errors import NotFound, UsageError
-from campaign_cli.filters import parse_filter_text
-from campaign_cli.segments import TargetSource
+from campaign_cli.startup import lazy_module
+from campaign_cli.store import lookup
+
+# Loaded (with SQLAlchemy) by the first command that uses them: `target-exists` may answer without.
+service = lazy_module("campaign_cli.segments")
+filters = lazy_module("campaign_cli.filters")
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -41,7 +44,7 @@ TargetsFileOption = Annotated[
 def _flags(**given: Any) -> dict[str, Any]:
     flags = {key: value for key, value in given.items() if value is not None}
     if "filter" in flags:
-        flags["filter"] = parse_filter_text(flags["filter"])
+        flags["filter"] = filters.parse_filter_text(flags["filter"])
     return flags
 
 
@@ -130,21 +133,21 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List segments; --filter and --sort over id, name, type, all_users, created_at, updated_at."""
-    page = service.list_segments(engine_of(ctx), parse_filter_text(filter_), sort or [], limit, next_, prev)
+    page = service.list_segments(engine_of(ctx), filters.parse_filter_text(filter_), sort or [], limit, next_, prev)
     print_page(page, "segments", as_json, ["id", "type", "name", "size", "all_users", "all_sender_channels",
                                                  "created_at"])
 
 
-def _target_sources(targets: list[str] | None, file: str | None) -> list[TargetSource]:
+def _target_sources(targets: list[str] | None, file: str | None) -> list[service.TargetSource]:
     """Ids from the arguments and --file; with neither, from stdin."""
-    sources = [TargetSource("arguments", targets)] if targets else []
+    sources = [service.TargetSource("arguments", targets)] if targets else []
     if file is not None:
-        sources.append(TargetSource(file))
+        sources.append(service.TargetSource(file))
     if sources:
         return sources
     if sys.stdin.isatty():
         raise UsageError("give target ids as arguments, with --file F, or on stdin")
-    return [TargetSource("-")]
+    return [service.TargetSource("-")]
 
 
 @app.command("add-targets")
@@ -183,7 +186,7 @@ def targets(
     as_json: JsonOption = False,
 ) -> None:
     """Page through a segment's targets sorted by target id (one id a line, or JSON)."""
-    page = service.list_targets(engine_of(ctx), segment_id, parse_filter_text(filter_), sort or [], limit,
+    page = service.list_targets(engine_of(ctx), segment_id, filters.parse_filter_text(filter_), sort or [], limit,
                                 next_, prev)
     if as_json:
         emit_json(page.envelope("targets"))
@@ -200,7 +203,9 @@ def target_exists(
     as_json: JsonOption = False,
 ) -> None:
     """Exit 0 when TARGET is a target of the segment, 4 when it is not."""
-    found = service.target_exists(engine_of(ctx), segment_id, target_id)
+    found = lookup.target_exists(db_url_of(ctx), segment_id, target_id)
+    if found is None:
+        found = service.target_exists(engine_of(ctx), segment_id, target_id)
     if as_json:
         emit_json({"segment_id": segment_id, "target_id": target_id, "exists": found})
     if not found:
@@ -218,7 +223,7 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Make a manual segment's targets equal the file: add what is missing, remove what is extra."""
-    result = service.sync_targets(engine_of(ctx), segment_id, TargetSource(file), dry_run)
+    result = service.sync_targets(engine_of(ctx), segment_id, service.TargetSource(file), dry_run)
     if as_json:
         emit_json(result)
         return

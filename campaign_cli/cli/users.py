@@ -6,13 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from campaign_cli import users as service
-from campaign_cli.cli.context import app_context, engine_of, engine_or_new_of
+from campaign_cli.cli.context import app_context, db_url_of, engine_of, engine_or_new_of
 from campaign_cli.cli.output import (FilterOption, JsonOption, LimitOption, NextOption, PrevOption, byte_progress, emit_json,
                                      plural, print_page, say)
 from campaign_cli.errors import InvalidInput, UsageError
-from campaign_cli.filters import parse_filter_text
 from campaign_cli.records import FORMATS, RecordSource
+from campaign_cli.startup import lazy_module
+from campaign_cli.store import lookup
+
+# Loaded (with SQLAlchemy) by the first command that uses them: `list` and `get` may answer without.
+service = lazy_module("campaign_cli.users")
+filters = lazy_module("campaign_cli.filters")
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -74,19 +78,22 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List users matching a filter."""
-    filter_obj = parse_filter_text(filter_)
+    filter_obj = filters.parse_filter_text(filter_) if filter_ else None
     if count:
         total = service.count_users(engine_of(ctx), filter_obj)
         emit_json({"count": total}) if as_json else print(total)
         return
-    page = service.list_users(engine_of(ctx), filter_obj, limit, next_, prev)
+    page = lookup.list_users(db_url_of(ctx), limit, next_, prev) if filter_obj is None else None
+    if page is None:
+        page = service.list_users(engine_of(ctx), filter_obj, limit, next_, prev)
     print_page(page, "users", as_json, ["id", "name", "role", "teams", "language", "banned", "created_at"])
 
 
 @app.command("get")
 def get(ctx: typer.Context, user_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
     """Show one user."""
-    emit_json(service.get_user(engine_of(ctx), user_id))
+    user = lookup.get_user(db_url_of(ctx), user_id)
+    emit_json(user if user is not None else service.get_user(engine_of(ctx), user_id))
 
 
 @app.command("delete")

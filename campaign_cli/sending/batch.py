@@ -28,7 +28,8 @@ from campaign_cli.store.models import (
 )
 from campaign_cli.templates import CampaignTemplates
 from campaign_cli.timeutil import to_json
-from campaign_cli.users import USERS, lock_users, user_json
+from campaign_cli.user_object import user_json
+from campaign_cli.users import USERS, lock_users
 
 # A literal 0, not a parameter, so that SQLite can match the partial index ix_users_with_devices.
 HAS_DEVICES = func.json_array_length(USERS.c.devices) > literal_column("0")

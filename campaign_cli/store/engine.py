@@ -15,9 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from campaign_cli.errors import CampaignError, InvalidInput, NoDatabase
-from campaign_cli.store import schema
+from campaign_cli.store import BUSY_TIMEOUT_MS, schema
 
-BUSY_TIMEOUT_MS = 10_000
 # How long to wait for a PostgreSQL server to answer a connection; `?connect_timeout=N` in the URL wins.
 CONNECT_TIMEOUT_S = 10
 

@@ -11,12 +11,6 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, TypeDecorator, text
 
-# The Alembic revision of these tables (migrations/versions/): a table change comes with a new
-# revision chained on this one, and moves this to it.
-SCHEMA_REVISION = "0004"
-# What `meta.schema_version` holds: the release before migrations knows only 1 and refuses more.
-SCHEMA_VERSION = 2
-
 METADATA = MetaData()
 # Users who have devices: a partial index tells the sender cheaply whether any push record can exist at all.
 _HAS_DEVICES = "json_array_length(devices) > 0"

@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, select
 
 from campaign_cli.errors import InvalidInput
-from campaign_cli.store.models import META, SCHEMA_REVISION, SCHEMA_VERSION, with_postgresql_options
+from campaign_cli.store import SCHEMA_REVISION, SCHEMA_VERSION
+from campaign_cli.store.models import META, with_postgresql_options
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The release before migrations recorded only `meta.schema_version` = 1: its schema is revision 0001.
