@@ -125,9 +125,15 @@ def test_bad_paging_is_refused_in_the_stores_words(db, limit, use, message):
     assert str(quick.value) == str(store.value) == message
 
 
+@pytest.mark.parametrize(("next_", "prev"), [("", None), (None, ""), ("", "")])
+def test_empty_cursors_give_the_stores_page(db, next_, prev):
+    cli, engine = db
+    assert lookup.list_users(cli.url, 2, next_, prev) == users.list_users(engine, None, 2, next_, prev)
+
+
 def test_a_signed_cursor_with_another_key_is_left_to_the_store(db):
     cli, engine = db
-    for key in (["ann"], [1, 2], [True], [1.5]):
+    for key in ([], ["ann"], [1, 2], [True], [1.5]):
         assert lookup.list_users(cli.url, 1, encode_cursor("users", key), None) is None
 
 

@@ -55,12 +55,12 @@ def list_users(db_url: str, limit: int, next_: str | None, prev: str | None) -> 
         check_limit(limit, MAX_LIMIT)
         backward, cursor = paging_direction(next_, prev)
         after = decode_cursor(cursor, "users", PREV if backward else NEXT) if cursor else []
-        if len(after) > 1 or any(type(value) is not int for value in after):
-            return None  # refused with the usual words
+        if cursor and (len(after) != 1 or type(after[0]) is not int):
+            return None  # not a key of this listing: refused, or read, as the usual path does
         where = f"WHERE pk {'<' if backward else '>'} ?" if after else ""
         rows = db.execute(f"SELECT {_USER_COLUMNS} FROM users {where} ORDER BY pk {'DESC' if backward else 'ASC'} LIMIT ?",
                           (*after, limit + 1))
-        found = page_of([_row(row) for row in rows], limit, backward, cursor is not None, "users", lambda row: [row.pk])
+        found = page_of([_row(row) for row in rows], limit, backward, bool(cursor), "users", lambda row: [row.pk])
         found.items = [user_json(row) for row in found.items]
         return found
 
