@@ -29,6 +29,15 @@ class NoDatabase(NotFound):
     """A command that only reads was pointed at a database that does not exist (it creates none)."""
 
 
+class DatabaseBusy(CampaignError):
+    """Another process held the database longer than the busy timeout."""
+
+    exit_code = 1
+
+    def __init__(self, waited_s: float):
+        super().__init__(f"database is locked by another process (waited {waited_s:g} s); try again")
+
+
 class Conflict(CampaignError):
     """The request clashes with the current state: illegal transition, duplicate id, quota."""
 

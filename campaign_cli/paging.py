@@ -67,13 +67,18 @@ def decode_cursor(cursor: str, scope: str, direction: str = NEXT, option_prefix:
         data = json.loads(body) if valid else None
     except (ValueError, json.JSONDecodeError):
         data = None
-    if not isinstance(data, dict) or not isinstance(data.get("k"), list):
+    if not isinstance(data, dict) or not isinstance(data.get("k"), list) or not all(map(_storable, data["k"])):
         raise InvalidInput(f"{option}: not a cursor produced by campaign")
     if data.get("s") != scope:
         raise InvalidInput(f"{option}: this cursor belongs to another listing or sort order")
     if data.get("d", NEXT) != direction:
         raise InvalidInput(f"{option}: this is a {option_prefix}{data.get('d', NEXT)} cursor")
     return data["k"]
+
+
+def _storable(value: Any) -> bool:
+    """A key value the drivers can bind: the stores' integers are 64-bit."""
+    return not isinstance(value, int) or -2**63 <= value < 2**63
 
 
 def check_limit(limit: int, maximum: int, option: str = "--limit") -> int:

@@ -118,6 +118,19 @@ def test_nul_is_refused_in_filters(world):
             "--filter: field 'name': text holds a NUL character (\\u0000), which cannot be stored")
 
 
+@pytest.mark.parametrize("args", [
+    ("users", "get", "al\udcffice"),
+    ("segment", "target-exists", "fr", "\udcff"),
+    ("segment", "create", "--type", "user", "--id", "s\udcff\udcfe"),
+    ("get", "c\udcff1"),
+])
+def test_arguments_that_are_not_utf8_are_refused_naming_the_bytes(world, args):
+    """Python reads an argument's bytes that are not UTF-8 as lone surrogates (`$'\\xff'` in bash)."""
+    bad = next(arg for arg in args if "\udcff" in arg)
+    shown = repr(bad.encode("utf-8", "surrogateescape"))[1:]
+    refused(world, args, 3, f"not valid UTF-8: {shown} (ids, names and other values must be UTF-8 text)")
+
+
 # 4. Depth and size ---------------------------------------------------------------------------
 
 def test_deep_nesting_in_an_import_is_refused_before_python_gives_up(world):

@@ -3,13 +3,16 @@ SQLAlchemy: it must give what the store gives, or None so that the store answers
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from campaign_cli import segments, users
-from campaign_cli.errors import InvalidInput, NotFound
+from campaign_cli.errors import DatabaseBusy, InvalidInput, NoDatabase, NotFound
 from campaign_cli.paging import encode_cursor
 from campaign_cli.store import lookup
 from campaign_cli.store.engine import open_engine
@@ -112,12 +115,14 @@ def test_segments_that_need_their_filter_or_are_unknown_are_left_to_the_store(db
     (1, "forged", "--next: not a cursor produced by campaign"),
     (1, "other listing", "--next: this cursor belongs to another listing or sort order"),
     (1, "a prev cursor as next", "--next: this is a --prev cursor"),
+    (1, "a key beyond 64 bits", "--next: not a cursor produced by campaign"),
 ])
 def test_bad_paging_is_refused_in_the_stores_words(db, limit, use, message):
     cli, engine = db
     cursors = {"none": (None, None), "both": ("a", "b"), "forged": ("bm90IGEgY3Vyc29y", None),
                "other listing": (encode_cursor("segments", [1]), None),
-               "a prev cursor as next": (encode_cursor("users", [1], "prev"), None)}[use]
+               "a prev cursor as next": (encode_cursor("users", [1], "prev"), None),
+               "a key beyond 64 bits": (encode_cursor("users", [2**63]), None)}[use]
     with pytest.raises(InvalidInput) as quick:
         lookup.list_users(cli.url, limit, *cursors)
     with pytest.raises(InvalidInput) as store:
@@ -166,3 +171,56 @@ def test_a_damaged_value_is_left_to_the_store(cli):
     assert lookup.get_user(cli.url, "ann") is None
     assert lookup.get_user(cli.url, "bob") is None
     assert lookup.list_users(cli.url, 10, None, None) is None
+
+
+def test_a_database_locked_past_the_busy_timeout_is_refused_after_one_wait(cli, monkeypatch):
+    cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "ann"}])))
+    monkeypatch.setattr(lookup, "BUSY_TIMEOUT_MS", 300)
+    writer = sqlite3.connect(Path(cli.db), isolation_level=None)
+    writer.execute("PRAGMA locking_mode = EXCLUSIVE")
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        began = time.monotonic()
+        with pytest.raises(DatabaseBusy, match=r"^database is locked by another process \(waited 0.3 s\); try again$"):
+            lookup.get_user(cli.url, "ann")
+        assert time.monotonic() - began < 2
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert lookup.get_user(cli.url, "ann")["id"] == "ann"
+
+
+def test_a_database_not_in_wal_mode_is_left_to_the_store(cli):
+    """The store makes every connection WAL, a write that a read-only copy in another mode refuses."""
+    cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "ann"}])))
+    with sqlite3.connect(Path(cli.db), isolation_level=None) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    assert lookup.get_user(cli.url, "ann") is None
+    assert lookup.target_exists(cli.url, "nope", "ann") is None
+
+
+def test_dot_dot_after_a_symbolic_link_is_read_as_the_store_reads_it(cli, tmp_path, monkeypatch):
+    """SQLAlchemy opens os.path.abspath(path): `link/..` is the folder holding `link`, not the link target's parent."""
+    cli.ok("users", "import", str(cli.write_jsonl("users.jsonl", [{"id": "ann", "name": "here"}])))
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    for name in ("campaign.db", "only-there.db"):
+        with closing(sqlite3.connect(Path(cli.db))) as source, closing(sqlite3.connect(tmp_path / "real" / name)) as copy:
+            source.backup(copy)
+            copy.execute("UPDATE users SET name = 'elsewhere'")
+            copy.commit()
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///link/../campaign.db"
+    assert lookup.get_user(url, "ann")["name"] == "here"
+    engine = open_engine(url, create=False)
+    assert users.get_user(engine, "ann")["name"] == "here"
+    engine.dispose()
+    # A file only at the link target's parent is no database here, and none is created.
+    assert lookup.get_user("sqlite:///link/../only-there.db", "ann") is None
+    with pytest.raises(NoDatabase):
+        open_engine("sqlite:///link/../only-there.db", create=False)
+    assert sorted(os.listdir(tmp_path)) == sorted(["campaign.db", *_sidecars(tmp_path), "link", "real", "users.jsonl"])
+
+
+def _sidecars(folder: Path) -> list[str]:
+    return [name for name in os.listdir(folder) if name.startswith("campaign.db-")]

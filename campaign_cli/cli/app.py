@@ -19,7 +19,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own
 from typer.core import TyperGroup
 
 from campaign_cli import __version__
-from campaign_cli.errors import CampaignError, Interrupted
+from campaign_cli.errors import CampaignError, Interrupted, InvalidInput
 
 # Every command of the root: name → (module that defines it, short help). A module either holds a
 # Typer `app` (a command group) or a `register(app)` function adding its commands to the root.
@@ -111,6 +111,14 @@ class CampaignGroup(TyperGroup):
         except CampaignError as exc:
             _report(exc)
             ctx.exit(exc.exit_code)
+        except UnicodeEncodeError as exc:
+            if exc.reason != "surrogates not allowed":
+                raise
+            # Python reads bytes of an argument that are not UTF-8 as lone surrogates, which no
+            # database or JSON document takes.
+            bad = _not_utf8(exc)
+            _report(bad)
+            ctx.exit(bad.exit_code)
         except KeyboardInterrupt:
             _report(Interrupted("interrupted"))
             ctx.exit(Interrupted.exit_code)
@@ -133,6 +141,12 @@ def _db_errors_translated() -> Iterator[None]:
 
         with translate_db_errors():
             raise
+
+
+def _not_utf8(exc: UnicodeEncodeError) -> InvalidInput:
+    text = exc.object if isinstance(exc.object, str) else ""
+    shown = repr(text[:80].encode("utf-8", "surrogateescape"))[1:]
+    return InvalidInput(f"not valid UTF-8: {shown}{'…' if len(text) > 80 else ''} (ids, names and other values must be UTF-8 text)")
 
 
 def _report(exc: CampaignError) -> None:

@@ -152,7 +152,7 @@ def _time_text(value: Any) -> str | None:
 
 
 def load_user_vars(conn: Connection, user_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Users by id as template variables, shaped like `users.user_json`."""
+    """Users by id as template variables, shaped like `user_object.user_json`."""
     users = {}
     for (user_id, name, role, teams, language, created, updated, active, banned, devices, custom) in conn.execute(
             select(*_USER_COLUMNS).where(in_values(USERS.c.id, user_ids))).all():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,17 +15,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from campaign_cli.errors import CampaignError, InvalidInput, NoDatabase
+from campaign_cli.errors import CampaignError, DatabaseBusy, InvalidInput, NoDatabase
 from campaign_cli.store import BUSY_TIMEOUT_MS, schema
 
 # How long to wait for a PostgreSQL server to answer a connection; `?connect_timeout=N` in the URL wins.
 CONNECT_TIMEOUT_S = 10
-
-
-class DatabaseBusy(CampaignError):
-    """Another process held the database longer than the busy timeout."""
-
-    exit_code = 1
 
 
 def open_engine(db_url: str, check_schema: bool = True, create: bool = True) -> Engine:
@@ -96,7 +91,8 @@ def _parse_url(db_url: str) -> Any:
 def _check_sqlite_path(database: str | None, create: bool) -> None:
     if not database or database == ":memory:":
         return
-    path = Path(database)
+    # The file SQLAlchemy's SQLite dialect opens: `..` taken away as text, not through a symbolic link.
+    path = Path(os.path.abspath(database))
     if not path.parent.is_dir():
         raise InvalidInput(f"--db: folder does not exist: {path.parent}")
     if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
@@ -199,9 +195,7 @@ def translate_db_errors(what: str = "database") -> Iterator[None]:
         if message.startswith(_CONNECT_FAILED):
             raise _connection_error(message, what) from None
         if "locked" in message or "busy" in message:
-            raise DatabaseBusy(
-                f"database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s); try again"
-            ) from None
+            raise DatabaseBusy(BUSY_TIMEOUT_MS / 1000) from None
         if "disk is full" in message or "full" in message:
             raise CampaignError(f"disk full while writing {what}; free space and run the command again") from None
         if "unable to open" in message:

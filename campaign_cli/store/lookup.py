@@ -6,17 +6,19 @@ of a second and more on a 2-core machine. So these commands ask this module firs
 
 It answers only what it is sure of, and returns None for anything else:
 - a PostgreSQL URL, or an SQLite URL with options;
-- a file that is missing, is not SQLite, or is at another schema revision;
+- a file that is missing, is not SQLite, is not in WAL mode, or is at another schema revision;
 - an unknown or deleted id, or a segment whose targets need its filter;
 - any error of the driver, or a stored value it cannot read.
 
 The command then takes its usual path through the store, which gives the same answer and the
-usual errors. The tests hold both paths to the same output.
+usual errors. A database locked past the busy timeout is refused here, in the store's words (the
+store would wait as long again). The tests hold both paths to the same output.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from campaign_cli.errors import DatabaseBusy
 from campaign_cli.paging import MAX_LIMIT, NEXT, PREV, Page, check_limit, decode_cursor, page_of, paging_direction
 from campaign_cli.store import BUSY_TIMEOUT_MS, SCHEMA_REVISION
 from campaign_cli.user_object import user_json
@@ -74,9 +77,17 @@ def _read(db_url: str, lookup: Callable[[sqlite3.Connection], T | None]) -> T | 
         return None
     try:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            # The store turns every connection to WAL, a write that a read-only copy in another
+            # journal mode refuses: such a database is the store's to answer for.
+            if db.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+                return None
             if db.execute("SELECT version_num FROM alembic_version").fetchall() != [(SCHEMA_REVISION,)]:
                 return None
             return lookup(db)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):  # waited once already: the store would wait again
+            raise DatabaseBusy(BUSY_TIMEOUT_MS / 1000) from None
+        return None
     except (sqlite3.Error, ValueError):  # ValueError: a damaged JSON or time value, whose error is the store's to give
         return None
 
@@ -90,6 +101,8 @@ def _sqlite_file(db_url: str) -> str | None:
     if not path or path == ":memory:" or any(mark in path for mark in "?%#"):
         return None
     try:
+        # The file the store opens: `..` taken away as text, as SQLAlchemy's SQLite dialect does.
+        path = os.path.abspath(path)
         return path if Path(path).is_file() and Path(path).stat().st_size > 0 else None
     except (OSError, ValueError):
         return None
