@@ -91,18 +91,19 @@ def _parse_url(db_url: str) -> Any:
 def _check_sqlite_path(database: str | None, create: bool) -> None:
     if not database or database == ":memory:":
         return
+    named = Path(database)  # as the user gave it, for messages
     # The file SQLAlchemy's SQLite dialect opens: `..` taken away as text, not through a symbolic link.
     path = Path(os.path.abspath(database))
     if not path.parent.is_dir():
-        raise InvalidInput(f"--db: folder does not exist: {path.parent}")
+        raise InvalidInput(f"--db: folder does not exist: {named.parent}")
     if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
-        raise NoDatabase(f"no database at {path}")
+        raise NoDatabase(f"no database at {named}")
     if path.is_dir():
-        raise InvalidInput(f"--db: is a folder, not a database file: {path}")
+        raise InvalidInput(f"--db: is a folder, not a database file: {named}")
     if path.exists() and path.stat().st_size > 0:
         with path.open("rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
-                raise InvalidInput(f"--db: not an SQLite database: {path}")
+                raise InvalidInput(f"--db: not an SQLite database: {named}")
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
