@@ -329,18 +329,20 @@ def get_user(engine: Engine, user_id: str) -> dict[str, Any]:
     return user_json(row)
 
 
-def lock_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
-    """Which of `user_ids` are users, kept from being deleted until the transaction ends.
+def lock_users(conn: Connection, user_ids: Iterable[str], to_delete: bool = False) -> set[str]:
+    """Which of `user_ids` are users, kept from being deleted (or, `to_delete`, from being named by
+    any other writer) until the transaction ends.
 
     Memberships and messages name users without a foreign key (a trigger per row on PostgreSQL),
     so a writer checks the users its rows name with this one query. On PostgreSQL it takes the
     lock a foreign key would (FOR KEY SHARE); an SQLite writer holds the whole database.
     """
     known: set[str] = set()
-    # In id order, as `delete_users` locks them: two writers never wait for each other in a circle.
+    # In id order for every writer: two of them never wait for each other in a circle.
     for chunk in chunked(sorted(user_ids), 10_000):
-        known.update(conn.scalars(select(USERS.c.id).where(in_values(USERS.c.id, chunk)).order_by(USERS.c.id)
-                                  .with_for_update(read=True, key_share=True)))
+        query = select(USERS.c.id).where(in_values(USERS.c.id, chunk)).order_by(USERS.c.id)
+        known.update(conn.scalars(query.with_for_update() if to_delete else
+                                  query.with_for_update(read=True, key_share=True)))
     return known
 
 
@@ -348,11 +350,7 @@ def delete_users(engine: Engine, user_ids: list[str]) -> int:
     """Delete users and their memberships (channel member counts follow); an unknown id is exit 4 and deletes nothing."""
     wanted = list(dict.fromkeys(user_ids))
     with writing(engine) as conn:
-        found = set()
-        for chunk in chunked(sorted(wanted), 10_000):
-            # Locked in id order, as `lock_users` takes them (see there).
-            found.update(conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(chunk)).order_by(USERS.c.id)
-                                      .with_for_update()))
+        found = lock_users(conn, wanted, to_delete=True)
         missing = [u for u in wanted if u not in found]
         if missing:
             raise NotFound(f"user {missing[0]!r} not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))

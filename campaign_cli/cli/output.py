@@ -28,7 +28,6 @@ PrevOption = Annotated[str | None, typer.Option("--prev", help="Cursor `prev` pr
 FilterOption = Annotated[str | None, typer.Option("--filter", help="Query filter as JSON.")]
 
 
-
 def __getattr__(name: str) -> Console:
     """`stdout` and `stderr`: the Rich consoles, made (and Rich imported) by the first table or progress bar
     rather than by every command."""
